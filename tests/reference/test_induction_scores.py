@@ -190,3 +190,21 @@ def test_transition_steps_locate_a_sigmoid_and_ignore_flat_curves():
     assert falling["mid"] == 1000 and falling["change"] == pytest.approx(-1.0, abs=1e-3)
     flat = sc.transition_steps(steps, [0.01 * (s % 3) for s in steps], min_change=0.2)
     assert flat["start"] is None and flat["mid"] is None
+
+
+def test_heads_above_lists_heads_best_first_with_their_first_crossing():
+    history = [torch.zeros(2, 3), torch.tensor([[0.0, 0.6, 0.0], [0.2, 0.0, 0.0]])]
+    history.append(torch.tensor([[0.0, 0.7, 0.0], [0.9, 0.4, 0.0]]))
+    found = sc.heads_above(history[-1], history, [0, 50, 100], threshold=0.5)
+    assert found == [(1, 0, 100), (0, 1, 50)]
+    assert sc.heads_above(history[-1], history, [0, 50, 100], threshold=0.95) == []
+
+
+def test_attention_table_is_the_causal_triangle():
+    t = 5
+    pattern = torch.tril(torch.ones(t, t))
+    pattern = pattern / pattern.sum(-1, keepdim=True)
+    table = sc.attention_table(pattern, torch.arange(10, 10 + t))
+    assert len(table) == t * (t + 1) // 2 and (table["key"] <= table["query"]).all()
+    assert table.groupby("query")["weight"].sum().round(6).eq(1.0).all()
+    assert (table["query_token"] == table["query"] + 10).all()

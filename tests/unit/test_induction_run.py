@@ -32,10 +32,7 @@ TINY = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    # report=False: the generic curves figure cannot yet lay out one panel per head score
-    # (see test_induction_full_report_renders); the induction section is tested directly.
-    out = tmp_path_factory.mktemp("ind")
-    return api.run("induction", overrides=TINY, out=out, progress=False, report=False)
+    return api.run("induction", overrides=TINY, out=tmp_path_factory.mktemp("ind"), progress=False)
 
 
 def test_induction_tiny_run_writes_store_and_events(tiny_run):
@@ -83,11 +80,12 @@ def test_induction_report_section_reads_the_store(tiny_run):
     assert top in html
 
 
-def test_induction_full_report_renders(tiny_run):
-    from phasewatch.report import build_report
-
-    html = build_report(tiny_run).read_text()
-    assert "<h2>Induction heads</h2>" in html
+def test_induction_full_report_has_the_section_and_grouped_head_panels(tiny_run):
+    html = (tiny_run.path / "report.html").read_text()
+    assert "<h2>Induction heads</h2>" in html and "Attention of the top induction head" in html
+    assert "heads/prefix_matching" in html  # per-head keys share one panel of the curves
+    assert (tiny_run.path / "figures" / "curves.png").stat().st_size > 10_000
+    assert (tiny_run.path / "figures" / "loss_pos.png").exists()  # per-position loss heatmap
 
 
 def test_induction_resume_after_kill_matches_uninterrupted_run(tmp_path, tiny_run, monkeypatch):

@@ -15,6 +15,7 @@ hand-built patterns and matrices with known answers.
 
 from __future__ import annotations
 
+import pandas as pd
 import torch
 from jaxtyping import Bool, Float, Int
 from torch import Tensor
@@ -228,3 +229,35 @@ def transition_steps(
     for name, frac in (("start", 0.1), ("mid", 0.5), ("end", 0.9)):
         out[name] = int(steps[int((covered >= frac).nonzero()[0, 0])])
     return out
+
+
+def heads_above(
+    final: Float[Tensor, "layer head"],
+    history: list[Float[Tensor, "layer head"]],
+    steps: list[int],
+    threshold: float,
+) -> list[tuple[int, int, int | None]]:
+    """Heads whose ``final`` score is >= ``threshold``, best first, each as
+    ``(layer, head, first step in history at which it was >= threshold)``."""
+    out = []
+    for layer, head in (final >= threshold).nonzero().tolist():
+        hits = (st for st, h in zip(steps, history) if float(h[layer, head]) >= threshold)
+        out.append((layer, head, next(hits, None)))
+    return sorted(out, key=lambda lh: -float(final[lh[0], lh[1]]))
+
+
+def attention_table(
+    pattern: Float[Tensor, "query key"], tokens: Int[Tensor, " pos"]
+) -> pd.DataFrame:
+    """One head's causal attention as a long table: ``query``, ``key`` (positions, key <=
+    query), ``weight`` and the tokens at both positions."""
+    q, k = torch.tril_indices(len(pattern), len(pattern))
+    return pd.DataFrame(
+        {
+            "query": q.numpy(),
+            "key": k.numpy(),
+            "weight": pattern[q, k].double().numpy(),
+            "query_token": tokens[q].numpy(),
+            "key_token": tokens[k].numpy(),
+        }
+    )
