@@ -184,10 +184,14 @@ def runs_ls(
 
 
 # Commands that live in their own modules (kept out of this file to keep it thin).
+from phasewatch.cli_detect import detect as _detect  # noqa: E402
+from phasewatch.cli_detect import leadtime as _leadtime  # noqa: E402
 from phasewatch.cli_measure import measure as _measure  # noqa: E402
 from phasewatch.cli_superposition import superposition_app  # noqa: E402
 
 app.command("measure")(handle_errors(_measure))
+app.command("detect")(handle_errors(_detect))
+app.command("leadtime")(handle_errors(_leadtime))
 app.add_typer(superposition_app, name="superposition")
 
 

@@ -71,12 +71,16 @@ def build_report(run: RunDir) -> Path:
         "<h2>Environment</h2>",
         f"<pre>{html.escape(json.dumps(run.env(), indent=2))}</pre>",
     ]
-    doc = (
+    path = run.path / "report.html"
+    write_text(path, page(title, parts))
+    return path
+
+
+def page(title: str, parts: list[str]) -> str:
+    """A self-contained HTML page (plotly.js inlined in the head) from body fragments."""
+    return (
         "<!DOCTYPE html><html><head><meta charset='utf-8'>"
         f"<title>{html.escape(title)}</title><style>{_CSS}</style>"
         f"<script type='text/javascript'>{get_plotlyjs()}</script></head>"
         f"<body>{''.join(parts)}</body></html>"
     )
-    path = run.path / "report.html"
-    write_text(path, doc)
-    return path
