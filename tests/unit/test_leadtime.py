@@ -119,3 +119,27 @@ def test_single_run_detect_finds_the_onset_under_each_definition(tmp_path):
 def test_a_missing_target_names_the_keys_present(sweep, tmp_path):
     with pytest.raises(ConfigError, match=r"target='test/los'.*signal/x"):
         leadtime(sweep, Target("test/los", 0.1), out=tmp_path / "lt")
+
+
+def test_report_shows_the_detect_section(tmp_path):
+    from phasewatch.report import build_report
+
+    rd = _make_run(tmp_path, "one", 5, 3000)
+    detect(rd, Target("test/acc", 0.99), DetectConfig(surrogates=20))
+    text = build_report(rd).read_text()
+    assert "Transitions and early warnings" in text and "causal Kendall" in text
+    assert "signal/x" in text
+
+
+def test_cli_bad_input_exits_2_with_one_line(sweep):
+    from typer.testing import CliRunner
+
+    from phasewatch.cli import app
+
+    runner = CliRunner()
+    res = runner.invoke(app, ["leadtime", str(sweep), "--target", "test/los"])
+    assert res.exit_code == 2 and "present:" in res.output and "signal/x" in res.output
+    res = runner.invoke(app, ["detect", str(sweep / "t0"), "--alpha", "2"])
+    assert res.exit_code == 2 and "alpha" in res.output and "Traceback" not in res.output
+    res = runner.invoke(app, ["detect", str(sweep / "t1"), "--window-frac", "0.2"])
+    assert res.exit_code == 0 and "onset (threshold) of test/acc" in res.output
