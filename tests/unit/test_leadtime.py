@@ -1,71 +1,26 @@
-"""detect / leadtime on synthetic run directories with planted transitions.
-
-Each run logs every 10 steps for 4,000 planned steps. Transition runs: ``signal/x`` is an
-AR(1) process whose coefficient ramps from 0 to 0.98 at the onset (critical slowing
-down), and ``test/acc`` jumps (logistic) at the onset, drawn per run from 2,600–3,400.
-Null runs: the same with a constant coefficient 0.5 and no jump. ``train/acc`` memorises
-at step 40 in every run (the analysis starts there).
-"""
+"""detect / leadtime on synthetic run directories with planted transitions
+(:mod:`phasewatch.detect.synthetic`: an AR(1) signal slowing down before a jump of
+``test/acc`` at an onset drawn from 2,600–3,400 steps; null runs without either)."""
 
 from __future__ import annotations
 
 import json
 
-import numpy as np
 import pandas as pd
 import pytest
 
 from phasewatch.detect.leadtime import MIN_NULL, detect_sweep, leadtime
 from phasewatch.detect.run import DetectConfig, detect
+from phasewatch.detect.synthetic import write_run as _make_run
+from phasewatch.detect.synthetic import write_sweep
 from phasewatch.detect.transitions import Target
 from phasewatch.errors import ConfigError
-from phasewatch.store import create_run, open_run
-
-STEPS = np.arange(0, 4001, 10)
-
-
-def _make_run(root, name: str, seed: int, onset: int | None, status: str = "done"):
-    rng = np.random.default_rng(seed)
-    n = len(STEPS)
-    if onset is None:
-        phi = np.full(n, 0.5)
-    else:
-        phi = np.clip(STEPS / onset * 0.98, 0, 0.98)
-    x = np.zeros(n)
-    for t in range(1, n):
-        x[t] = phi[t] * x[t - 1] + rng.normal(0, 0.1)
-    acc = 0.02 + (0.98 / (1 + np.exp(-(STEPS - onset) / 20.0)) if onset else 0 * STEPS)
-    train_acc = np.where(STEPS >= 40, 1.0, 0.1)
-    cfg = {
-        "phenomenon": "grokking",
-        "preset": "small",
-        "task": {"p": 47, "train_frac": 0.4 if onset else 0.3},
-        "train": {"seed": seed, "steps": 4000, "weight_decay": 1.0 if onset else 0.0},
-    }
-    rd = create_run(root, name, cfg, {})
-    rows = [
-        pd.DataFrame({"step": STEPS, "key": k, "value": v})
-        for k, v in (("signal/x", x), ("test/acc", acc), ("train/acc", train_acc))
-    ]
-    rd.write_metrics(pd.concat(rows, ignore_index=True))
-    rd.write_events(
-        {
-            "onsets": {"memorisation": {"step": 40}},
-            "key_frequencies": [3, 7] if onset and seed % 2 else [5] if onset else [],
-        }
-    )
-    rd.set_status(status, 4000)
-    return rd
+from phasewatch.store import open_run
 
 
 @pytest.fixture(scope="module")
 def sweep(tmp_path_factory):
-    root = tmp_path_factory.mktemp("sweep")
-    onsets = np.random.default_rng(0).integers(2600, 3400, 14)
-    for i, onset in enumerate(onsets):
-        _make_run(root, f"t{i}", i, int(onset))
-    for i in range(MIN_NULL + 4):
-        _make_run(root, f"n{i}", 100 + i, None)
+    root = write_sweep(tmp_path_factory.mktemp("sweep"), 14, MIN_NULL + 4)
     _make_run(root, "crashed", 999, 3000, status="failed")
     _make_run(root, "unfinished", 998, 3000, status="running")
     return root
