@@ -4,7 +4,7 @@ By default builds a synthetic sweep of 50 runs (40 transition, 10 null; 401 logg
 each: phasewatch.detect.synthetic) in a temporary directory; ``--sweep DIR`` times a real
 one instead (e.g. the grokking ``small`` lead-time sweep).
 
-    python bench/detect.py [--sweep runs/leadtime] [--window-frac 0.1]
+    python bench/detect.py [--sweep runs/leadtime] [--window-frac 0.05]
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ from phasewatch.detect.transitions import Target
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--sweep", type=Path, default=None)
-    ap.add_argument("--window-frac", type=float, default=0.1)
+    ap.add_argument("--window-frac", type=float, default=0.05)
     args = ap.parse_args()
     cfg = DetectConfig(window_frac=args.window_frac)
     with tempfile.TemporaryDirectory() as tmp:

@@ -16,7 +16,7 @@ OP = typer.Option(">=", help="'>=' (target rises to the threshold) or '<='.")
 ONSET = typer.Option(
     "threshold", help="Onset definition used for lead times: threshold, max_slope, change_point."
 )
-WINDOW = typer.Option(0.1, help="Indicator window as a fraction of the planned run length.")
+WINDOW = typer.Option(0.05, help="Indicator window as a fraction of the planned run length.")
 ALPHA = typer.Option(0.1, help="False-alarm rate the warning threshold is calibrated to.")
 START = typer.Option("memorisation", help="Onset event at which the analysis starts.")
 PENALTY = typer.Option(3.0, help="Change-point penalty c in c·σ²·ln n.")

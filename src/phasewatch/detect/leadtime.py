@@ -5,9 +5,12 @@ Over a directory of runs (a sweep): runs whose target crosses its threshold are
 *transition* runs, the others *null* runs. For every series (metric or signal) and
 indicator (variance, ac1 — see ``ews``):
 
-* a run's score is the largest causal Kendall τ reached — before the onset for a
-  transition run, over the whole run for a null run (a monitor would have been watching
-  all along);
+* a run's score is the largest causal Kendall τ reached before the onset for a
+  transition run and, for a null run, before the *matched horizon*: the median onset of
+  the transition runs. Scoring null runs over their whole length instead gives them up
+  to 10× more steps in which to cross any threshold than early-onset runs had (the first
+  sweep here: onsets from 240 to 3,840 steps of 4,000), which made every indicator look
+  worse than chance (AUC < 0.5) for a reason unrelated to warning;
 * the warning threshold θ is calibrated on the null runs' scores at false-alarm rate α
   (``ews.calibrate``); the reported false-alarm rate is leave-one-out (θ from the other
   null runs), so it is not the calibration's own guarantee;
@@ -17,7 +20,8 @@ indicator (variance, ac1 — see ``ews``):
 
 And, not causal but the literature's claim ("restricted loss and weight norm move before
 test loss", Nanda et al. 2023): the *main change point* of each series (the one with the
-largest mean shift, ``changepoints``) against the onset.
+largest mean shift once the memorisation transient is a window behind, ``changepoints``)
+against the onset.
 
 Caveat reported with the results: null runs come from other hyperparameters (e.g. weight
 decay 0), so a signal can separate the conditions without anticipating the transition.
@@ -61,6 +65,12 @@ class Sweep:
     @property
     def transitions(self) -> list[RunAnalysis]:
         return [a for a in self.runs if a.transitions]
+
+    @property
+    def horizon(self) -> int | None:
+        """Median onset of the transition runs: null runs are scored before it."""
+        onsets = [a.onset["step"] for a in self.transitions]
+        return int(np.median(onsets)) if onsets else None
 
 
 def run_dirs(root: str | Path) -> list[RunDir]:
@@ -115,15 +125,18 @@ def _bar(items: list, enabled: bool, what: str):
     return track(items, description=what)
 
 
-def run_score(an: RunAnalysis, key: str, indicator: str) -> float | None:
-    """Largest τ of ``indicator`` on ``key`` before the onset (transition run) or over the
-    whole run (null run); None if the series was too short."""
+def run_score(
+    an: RunAnalysis, key: str, indicator: str, horizon: int | None = None
+) -> float | None:
+    """Largest τ of ``indicator`` on ``key`` before the onset (transition run) or before
+    ``horizon`` (null run; None: the whole run); None if the series was too short."""
     ss = an.scored.get(key)
     if ss is None:
         return None
     tau = ss.scores[f"tau_{indicator}"]
-    if an.transitions:
-        tau = tau[ss.steps < an.onset["step"]]
+    end = an.onset["step"] if an.transitions else horizon
+    if end is not None:
+        tau = tau[ss.steps < end]
     return float(ews.max_score(tau[None])[0]) if len(tau) else -1.0
 
 
@@ -133,7 +146,7 @@ def null_thresholds(sweep: Sweep, alpha: float) -> Thresholds:
     keys = sorted({k for a in sweep.nulls for k in a.scored})
     for key in keys:
         for name in ews.INDICATORS:
-            scores = [run_score(a, key, name) for a in sweep.nulls]
+            scores = [run_score(a, key, name, sweep.horizon) for a in sweep.nulls]
             scores = [s for s in scores if s is not None]
             if len(scores) >= MIN_NULL:
                 out.setdefault(key, {})[name] = ews.calibrate(np.array(scores), alpha)
@@ -168,7 +181,8 @@ def indicator_row(sweep: Sweep, key: str, name: str, alpha: float) -> dict[str, 
     """One row of the benchmark table for (series, indicator); None without enough runs."""
     trans = [(a, run_score(a, key, name)) for a in sweep.transitions]
     trans = [(a, s) for a, s in trans if s is not None]
-    nulls = np.array([s for a in sweep.nulls if (s := run_score(a, key, name)) is not None])
+    h = sweep.horizon
+    nulls = np.array([s for a in sweep.nulls if (s := run_score(a, key, name, h)) is not None])
     if len(nulls) < MIN_NULL or not trans:
         return None
     theta = ews.calibrate(nulls, alpha)
@@ -201,7 +215,8 @@ def indicator_row(sweep: Sweep, key: str, name: str, alpha: float) -> dict[str, 
 def roc(sweep: Sweep, key: str, name: str) -> pd.DataFrame:
     """Hit rate and (in-sample) false-alarm rate for every threshold between the scores."""
     t = np.array([s for a in sweep.transitions if (s := run_score(a, key, name)) is not None])
-    n = np.array([s for a in sweep.nulls if (s := run_score(a, key, name)) is not None])
+    h = sweep.horizon
+    n = np.array([s for a in sweep.nulls if (s := run_score(a, key, name, h)) is not None])
     grid = np.unique(np.r_[t, n, np.inf])
     return pd.DataFrame(
         {
@@ -215,10 +230,16 @@ def roc(sweep: Sweep, key: str, name: str) -> pd.DataFrame:
 
 
 def main_change_point(an: RunAnalysis, key: str) -> int | None:
-    """The change point of ``key`` with the largest absolute mean shift (from ``start``)."""
+    """The change point of ``key`` with the largest absolute mean shift, among those at
+    least one indicator window after ``start`` (the memorisation transient, which moves
+    every series at once, would otherwise be every series' main change)."""
     x = _series(an, key)  # already on the log10 scale where change_points used it
-    cps = [c for c in an.change_points.get(key, []) if c >= an.start]
-    if x is None or not cps:
+    ss = an.scored.get(key)
+    if x is None or ss is None:
+        return None
+    settled = ss.steps[min(ss.cfg.window, len(ss.steps) - 1)]
+    cps = [c for c in an.change_points.get(key, []) if c >= settled]
+    if not cps:
         return None
     bounds = [x.index[0], *cps, x.index[-1] + 1]
     means = [x[(x.index >= a) & (x.index < b)].mean() for a, b in zip(bounds[:-1], bounds[1:])]
@@ -368,6 +389,28 @@ CAVEAT = (
 )
 
 
+SENSITIVITY_WINDOWS = (0.05, 0.1, 0.2)
+
+
+def window_sensitivity(
+    root: str | Path, target: Target, cfg: DetectConfig, table: pd.DataFrame
+) -> pd.DataFrame:
+    """AUC and hit rate of every warning row at each window of ``SENSITIVITY_WINDOWS``
+    (columns ``key``, ``indicator``, ``window_frac``, ``auc``, ``hit_rate``), so a reader
+    sees whether a conclusion depends on the window."""
+    frames = []
+    for wf in SENSITIVITY_WINDOWS:
+        if wf == cfg.window_frac:
+            t = table
+        else:
+            other = DetectConfig(**{**vars(cfg), "window_frac": wf})
+            t = benchmark(collect(root, target, other), cfg.alpha)["leadtime"]
+        if "auc" in t:
+            t = t[t["indicator"] != "main_change_point"]
+            frames.append(t[["key", "indicator", "auc", "hit_rate"]].assign(window_frac=wf))
+    return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+
+
 def leadtime(
     root: str | Path,
     target: Target,
@@ -381,7 +424,7 @@ def leadtime(
     Writes into ``out`` (default ``<root>/leadtime``): ``leadtime.parquet``/``.md`` (one
     row per series × indicator: hit_rate, false_alarm_rate, lead_median/q25/q75 in steps,
     lead_frac_median, auc), ``roc.parquet``, ``change_point_leads.parquet``,
-    ``runs.parquet``, ``summary.json`` and ``report.html``.
+    ``runs.parquet``, ``window_sensitivity.parquet``, ``summary.json`` and ``report.html``.
 
     Raises:
         ConfigError: if the target is in no finished run (the message lists the keys).
@@ -392,6 +435,7 @@ def leadtime(
     cfg = cfg or DetectConfig()
     sweep = collect(root, target, cfg, progress=progress)
     tables = benchmark(sweep, cfg.alpha)
+    tables["window_sensitivity"] = window_sensitivity(root, target, cfg, tables["leadtime"])
     runs = run_table(sweep)
     views = sweep_views(sweep, runs) if len(runs) else {}
     meta = {

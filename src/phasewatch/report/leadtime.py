@@ -169,6 +169,13 @@ def write_outputs(
         if not tables["change_point_leads"].empty:
             parts += [figure_html(_lead_figure(tables["change_point_leads"]))]
         parts += ["<h2>Table</h2>", table.to_html(index=False, border=0, na_rep="—")]
+    sens = tables.get("window_sensitivity")
+    if sens is not None and len(sens):
+        wide = sens.pivot_table(index=["key", "indicator"], columns="window_frac", values="auc")
+        parts += [
+            "<h2>AUC by indicator window (fraction of the planned run)</h2>",
+            wide.round(3).to_html(border=0, na_rep="—"),
+        ]
     if "critical_data_size" in views:
         parts += _critical_html(views["critical_data_size"])
     if "temperature" in views:
