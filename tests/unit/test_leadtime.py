@@ -43,7 +43,8 @@ def test_leadtime_ranks_the_planted_warning_and_measures_its_lead(sweep):
     assert 0 < row["lead_median"] < 3400 and 0 < row["lead_frac_median"] < 1
     summary = json.loads((out / "summary.json").read_text())
     assert {e["reason"] for e in summary["excluded"]} == {"status failed", "status running"}
-    assert summary["critical_data_size"]["per_fraction"] == {"0.3": 0.0, "0.4": 1.0}
+    (cds,) = summary["critical_data_size"]
+    assert cds["per_fraction"] == {"0.3": 0.0, "0.4": 1.0}
     assert summary["polymorphs"]["distinct_sets"] == 2
     roc = pd.read_parquet(out / "roc.parquet")
     assert roc["hit_rate"].between(0, 1).all() and "signal/x" in set(roc["key"])

@@ -194,13 +194,14 @@ def indicator_row(sweep: Sweep, key: str, name: str, alpha: float) -> dict[str, 
         if w is not None:
             leads.append(a.onset["step"] - w)
             fracs.append(leads[-1] / _start_to_onset(a))
-    tscores = np.array([s for _, s in trans])
+    tscores = np.array([s for _, s in trans])  # -1: τ never defined before the onset
     auc = float((tscores[:, None] > nulls).mean() + 0.5 * (tscores[:, None] == nulls).mean())
     return {
         "key": key,
         "indicator": name,
         "n_transition": len(trans),
         "n_null": len(nulls),
+        "defined_before_onset": float((tscores > -1).mean()),
         "threshold": theta,
         "hit_rate": len(leads) / len(trans),
         "false_alarm_rate": float(np.mean(loo)),
@@ -334,9 +335,20 @@ def sweep_views(sweep: Sweep, runs: pd.DataFrame) -> dict[str, Any]:
     from phasewatch.detect import physics
 
     out: dict[str, Any] = {}
-    if "train_frac" in varying_fields(runs):
-        modulus = int(runs["p"].iloc[0]) if "p" in runs and runs["p"].nunique() == 1 else None
-        out["critical_data_size"] = physics.critical_data_size(runs, modulus)
+    varying = varying_fields(runs)
+    if "train_frac" in varying:
+        # per setting of the other varying fields: weight decay 0 never generalising is not
+        # evidence about the data size
+        others = [f for f in varying if f != "train_frac"]
+        groups = runs.groupby(others) if others else [((), runs)]
+        out["critical_data_size"] = []
+        for values, g in groups:
+            if g["train_frac"].nunique() < 2:
+                continue
+            modulus = int(g["p"].iloc[0]) if "p" in g and g["p"].nunique() == 1 else None
+            values = values if isinstance(values, tuple) else (values,)
+            res = physics.critical_data_size(g, modulus)
+            out["critical_data_size"].append({"where": dict(zip(others, values)), **res})
     fields = [f for f in ("lr", "weight_decay") if f in varying_fields(runs)]
     trans = runs[runs["transitions"]]
     if fields and len(trans):
@@ -396,8 +408,10 @@ def window_sensitivity(
     root: str | Path, target: Target, cfg: DetectConfig, table: pd.DataFrame
 ) -> pd.DataFrame:
     """AUC and hit rate of every warning row at each window of ``SENSITIVITY_WINDOWS``
-    (columns ``key``, ``indicator``, ``window_frac``, ``auc``, ``hit_rate``), so a reader
-    sees whether a conclusion depends on the window."""
+    (columns ``key``, ``indicator``, ``window_frac``, ``auc``, ``hit_rate``,
+    ``defined_before_onset``: the share of transition runs long enough before their onset
+    for τ to exist — wider windows need more history), so a reader sees whether a
+    conclusion depends on the window."""
     frames = []
     for wf in SENSITIVITY_WINDOWS:
         if wf == cfg.window_frac:
@@ -407,7 +421,8 @@ def window_sensitivity(
             t = benchmark(collect(root, target, other), cfg.alpha)["leadtime"]
         if "auc" in t:
             t = t[t["indicator"] != "main_change_point"]
-            frames.append(t[["key", "indicator", "auc", "hit_rate"]].assign(window_frac=wf))
+            cols = ["key", "indicator", "auc", "hit_rate", "defined_before_onset"]
+            frames.append(t[cols].assign(window_frac=wf))
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 

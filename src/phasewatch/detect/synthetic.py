@@ -39,7 +39,7 @@ def write_run(
         "phenomenon": "grokking",
         "preset": "small",
         "task": {"p": 47, "train_frac": 0.4 if onset else 0.3},
-        "train": {"seed": seed, "steps": 4000, "weight_decay": 1.0 if onset else 0.0},
+        "train": {"seed": seed, "steps": 4000, "weight_decay": 1.0},
     }
     rd = create_run(root, name, cfg, {})
     series = {

@@ -92,8 +92,7 @@ def _critical_html(cds: dict[str, Any]) -> list[str]:
         yaxis_title="share transitioning",
         height=380,
     )
-    est = cds["estimate"]
-    ci = cds["ci95"]
+    est, ci = cds["estimate"], cds["ci95"]
     text = (
         f"Critical training fraction (logistic 50% point): {est:.3f} "
         f"(95% bootstrap interval {ci[0]:.3f}–{ci[1]:.3f})"
@@ -104,7 +103,9 @@ def _critical_html(cds: dict[str, Any]) -> list[str]:
     text += f"; bracketed by the fractions tested: {lo} (< 50% transition) and {hi}"
     if cds["tian"] is not None:
         text += f"; Tian 2025's 2.7482·ln M/M for M = {cds['modulus']}: {cds['tian']:.3f}."
-    return ["<h2>Critical data size</h2>", f"<p>{html.escape(text)}</p>", figure_html(fig)]
+    where = ", ".join(f"{k} = {v:g}" for k, v in cds["where"].items()) or "all runs"
+    fig.update_layout(title=f"Share transitioning within the budget vs train_frac ({where})")
+    return [f"<h3>{html.escape(where)}</h3><p>{html.escape(text)}</p>", figure_html(fig)]
 
 
 def _temperature_html(fits: dict[str, Any], runs: pd.DataFrame) -> list[str]:
@@ -153,6 +154,8 @@ def write_outputs(
     """Write ``leadtime.parquet``/``.md``, ``roc.parquet``, ``change_point_leads.parquet``,
     ``runs.parquet``, ``summary.json`` and ``report.html`` into ``out``; return the report."""
     out.mkdir(parents=True, exist_ok=True)
+    if "n_null" in tables["leadtime"]:
+        tables["leadtime"]["n_null"] = tables["leadtime"]["n_null"].astype("Int64")
     table = ranked(tables["leadtime"]) if not tables["leadtime"].empty else tables["leadtime"]
     for name, df in (*tables.items(), ("runs", runs)):
         write_parquet(out / f"{name}.parquet", table if name == "leadtime" else df)
@@ -171,13 +174,21 @@ def write_outputs(
         parts += ["<h2>Table</h2>", table.to_html(index=False, border=0, na_rep="—")]
     sens = tables.get("window_sensitivity")
     if sens is not None and len(sens):
-        wide = sens.pivot_table(index=["key", "indicator"], columns="window_frac", values="auc")
+        wide = sens.pivot_table(
+            index=["key", "indicator"],
+            columns="window_frac",
+            values=["auc", "defined_before_onset"],
+        )
         parts += [
-            "<h2>AUC by indicator window (fraction of the planned run)</h2>",
+            "<h2>By indicator window (fraction of the planned run)</h2>",
+            "<p>defined_before_onset: share of transition runs with enough history before "
+            "their onset for τ to exist (a run without it scores −1 and cannot warn).</p>",
             wide.round(3).to_html(border=0, na_rep="—"),
         ]
-    if "critical_data_size" in views:
-        parts += _critical_html(views["critical_data_size"])
+    if views.get("critical_data_size"):
+        parts.append("<h2>Critical data size</h2>")
+        for cds in views["critical_data_size"]:
+            parts += _critical_html(cds)
     if "temperature" in views:
         parts += _temperature_html(views["temperature"], runs)
     if "polymorphs" in views:
