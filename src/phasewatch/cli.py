@@ -186,8 +186,11 @@ def runs_ls(
 # Commands that live in their own modules (kept out of this file to keep it thin).
 from phasewatch.cli_measure import measure as _measure  # noqa: E402
 from phasewatch.cli_superposition import superposition_app  # noqa: E402
+from phasewatch.cli_sweep import CONTEXT as _SWEEP_CONTEXT  # noqa: E402
+from phasewatch.cli_sweep import sweep as _sweep  # noqa: E402
 
 app.command("measure")(handle_errors(_measure))
+app.command("sweep", context_settings=_SWEEP_CONTEXT)(_sweep)
 app.add_typer(superposition_app, name="superposition")
 
 
