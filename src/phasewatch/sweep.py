@@ -19,7 +19,9 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
+import os
 import re
+import socket
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -309,7 +311,7 @@ def members(spec: SweepSpec, out: str | Path) -> list[Member]:
 
 def member_status(path: Path) -> str:
     """``missing`` (not created or creation cut short), ``done``, ``failed``, ``running``
-    (a live process on this host) or ``interrupted``."""
+    (a live process on this host other than this one) or ``interrupted``."""
     from phasewatch.api import live_status
     from phasewatch.store import RunDir
 
@@ -321,6 +323,8 @@ def member_status(path: Path) -> str:
         status = rd.status()
     except StoreError:
         return "missing"
+    if status.get("pid") == os.getpid() and status.get("host") == socket.gethostname():
+        return "interrupted" if status.get("status") == "running" else status["status"]
     return live_status(status) or "interrupted"
 
 

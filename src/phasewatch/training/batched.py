@@ -262,14 +262,13 @@ def train_batched(
                 break
             losses = loss_fn(params, step)  # (K,)
             values = losses.detach().tolist()
+            losses.sum().backward()
             for k in live:
-                value = values[k]
-                if not math.isfinite(value):
+                if not math.isfinite(values[k]):
                     members[k].flush()
-                    msg = f"non-finite training loss ({value}) at step {step}"
+                    msg = f"non-finite training loss ({values[k]}) at step {step}"
                     members[k].run.set_status("failed", step, error=msg)
                     opt.kill(k)
-            losses.sum().backward()
             opt.step(step)
             for p in params.values():
                 p.grad = None
