@@ -127,3 +127,52 @@ def _summary(r: sw.SweepResult) -> None:
     for name, err in r.unfinished:
         console.print(f"unfinished: {r.out / name}: {err}")
     console.print(f"list: phasewatch runs ls {r.out}")
+
+
+def runs_ls(
+    root: Path = typer.Argument(Path("runs"), help="Directory searched for runs (recursively)."),
+    where: str | None = typer.Option(
+        None, help="duckdb SQL condition, e.g. \"status='done' and weight_decay > 0.3\"."
+    ),
+    sort: str | None = typer.Option(
+        None, help="Columns to sort by, comma-separated; -col for descending."
+    ),
+    columns: str | None = typer.Option(
+        None, help="Columns to show, comma-separated, or all (default: run .. onsets)."
+    ),
+    format: str = typer.Option("table", help="table, csv or json."),
+) -> None:
+    """Table of runs under ROOT (one row per run directory) queried with duckdb: status,
+    onsets, every config field and final headline metrics (see --columns all)."""
+    import csv
+    import json
+    import sys
+
+    from rich.table import Table
+
+    from phasewatch.config import require_choice
+    from phasewatch.store.index import query
+
+    require_choice("--format", format, ("table", "csv", "json"))
+    cols, rows = query(root, where=where, sort=sort, columns=columns)
+    if format == "json":
+        typer.echo(json.dumps([dict(zip(cols, r)) for r in rows], indent=2))
+    elif format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(cols)
+        writer.writerows([["" if v is None else v for v in r] for r in rows])
+    else:
+        table = Table(title=f"runs under {root}" + ("" if rows else " (none)"))
+        for c in cols:
+            table.add_column(c.replace("onset/", "onset: "))
+        for r in rows:
+            table.add_row(
+                *("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in r)
+            )
+        console.print(table)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

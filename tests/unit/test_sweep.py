@@ -228,3 +228,29 @@ def test_resume_refuses_a_member_trained_by_a_live_process(tmp_path):
     finally:
         other.kill()
         other.wait()
+
+
+def test_runs_ls_queries_the_index_with_duckdb(tmp_path):
+    s = spec(seeds="0:2", grid={"weight_decay": [0.5, 1.0]}, strategy="batched")
+    sw.run_sweep(s, tmp_path, progress=False)
+    r = invoke_ls(str(tmp_path), "--format", "csv")
+    header = r.stdout.splitlines()[0]
+    assert header.startswith("run,phenomenon,preset,seed,steps,status,onset/memorisation")
+    cols = "seed,weight_decay,onset/test_loss_peak,final/test/acc"
+    where = "status='done' and weight_decay > 0.7 and onset/test_loss_peak >= 0"
+    r = invoke_ls(
+        str(tmp_path), "--where", where, "--sort=-seed", "--columns", cols, "--format", "json"
+    )
+    rows = json.loads(r.stdout)
+    assert [(x["seed"], x["weight_decay"]) for x in rows] == [(1, 1.0), (0, 1.0)]
+    final = open_run(tmp_path / "weight_decay=1.0/s1").metrics()
+    acc = final[final["key"] == "test/acc"].sort_values("step")["value"].iloc[-1]
+    assert rows[0]["final/test/acc"] == pytest.approx(acc)
+    r = invoke_ls(str(tmp_path), "--columns", "seed,wd")
+    assert r.exit_code == 2 and "column='wd' is invalid; allowed: run, phenomenon" in r.stderr
+    r = invoke_ls(str(tmp_path), "--where", "nope > 1")
+    assert r.exit_code == 2 and len(r.stderr.strip().splitlines()) == 1 and "nope" in r.stderr
+
+
+def invoke_ls(*args: str):
+    return CliRunner().invoke(app, ["runs", "ls", *args])
