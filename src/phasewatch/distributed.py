@@ -298,9 +298,17 @@ class RaySession:
                 "--executor ray needs Ray; allowed: pip install 'phasewatch[ray]'"
             ) from None
         self.ray = ray
+        _check_reachable(address)
         self.owned = not ray.is_initialized()
         if self.owned:
             _ray_connect(ray, address)
+            return
+        current = ray.get_runtime_context().gcs_address
+        if address not in (None, "auto", current):
+            raise ConfigError(
+                f"--address {address}: this process is already connected to Ray at {current}; "
+                f"allowed: {current}, auto, or ray.shutdown() first"
+            )
 
     def execute(self, units: list[dict], out: Path, *, progress: bool) -> list[dict]:
         ray = self.ray
@@ -328,20 +336,25 @@ class RaySession:
             self.ray.shutdown()
 
 
+def _check_reachable(address: str | None) -> None:
+    """For ``host:port``: a TCP connection within 10 s, else one clear error."""
+    if not address or address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=10):
+            pass
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise ConfigError(
+            f"--address {address}: no Ray cluster reachable ({why}); allowed: auto, or "
+            "host:port of a running `ray start --head`"
+        ) from None
+
+
 def _ray_connect(ray: Any, address: str | None) -> None:
     """``ray.init(address)`` within :data:`RAY_CONNECT_TIMEOUT_S`, else one clear error."""
     where = f"--address {address}" if address else "--executor ray"
-    if address and address != "auto" and not address.startswith("ray://"):
-        host, _, port = address.rpartition(":")
-        try:
-            with socket.create_connection((host or "127.0.0.1", int(port)), timeout=10):
-                pass
-        except (OSError, ValueError) as e:
-            why = getattr(e, "strerror", None) or str(e) or type(e).__name__
-            raise ConfigError(
-                f"{where}: no Ray cluster reachable ({why}); allowed: auto, or host:port "
-                "of a running `ray start --head`"
-            ) from None
     failure: list[BaseException] = []
 
     def init() -> None:
