@@ -340,14 +340,14 @@ class SuperpositionTask:
     ) -> Float[Tensor, " members"]:
         """For batched seeds: the (K,) total losses of K members from stacked parameters
         ``W`` (K, instances, m, n) and ``b`` (K, instances, n). The members' instances are
-        concatenated into one instance dimension (each member's batch from its own seed),
-        with a single member's chunking, so each instance sees the same arithmetic."""
+        concatenated into one instance dimension (each member's batch from its own seed);
+        the fused loss chunks the batch for all K·I instances (only float rounding differs
+        from a single member's run)."""
         W, b = params["W"], params["b"]
         k, ni, _, n = W.shape
         x = torch.cat([t.batch_at(step) for t in tasks])  # (K*I, B, n)
         imp = torch.cat([t.importances for t in tasks])  # (K*I, n)
-        chunk = max(1, _CHUNK_FLOATS // (ni * n))
-        loss = FusedToyLoss.apply(x, W.flatten(0, 1), b.flatten(0, 1), imp, chunk)
+        loss = FusedToyLoss.apply(x, W.flatten(0, 1), b.flatten(0, 1), imp)
         return loss.view(k, ni).sum(1)
 
     def weights(self) -> Float[Tensor, "instances m n"]:
