@@ -13,8 +13,9 @@ before training the driver measures, with one thread, the seed-steps/s of one me
 trained alone and of a batch of up to 16 members of the largest group that can batch
 (``bench/sweep.py`` prints the same comparison). It batches if the batch is at least
 1.2x faster per member. The decision and the measurement are stored in ``sweep.json``
-(``plan``) and reused when the sweep is resumed. Batches have at most 16 members and are
-split so that every worker gets one (``ceil(group / workers)``).
+(``plan``) and reused when the sweep is resumed with the same ``strategy``. Batches have
+at most 16 members and are split so that every worker gets one (``ceil(group /
+workers)``).
 """
 
 from __future__ import annotations
@@ -151,7 +152,7 @@ def plan(
     for m in todo:
         groups.setdefault(batched.batch_key(phen, m.config), []).append(m)
     workers = spec.workers or cores()
-    if stored is not None:
+    if stored is not None and stored.get("requested") == spec.strategy:
         decision = stored
     elif spec.strategy == "single" or not batched.can_batch(phen):
         why = "requested" if spec.strategy == "single" else f"{phen.name} cannot batch"
@@ -171,6 +172,7 @@ def plan(
                 "reason": f"measured: batched/single = {gain:.2f} (batch if >= {BATCH_GAIN})",
                 **rates,
             }
+    decision["requested"] = spec.strategy
     units = []
     for key, group in groups.items():
         if decision["strategy"] == "batched" and key is not None:
@@ -312,11 +314,11 @@ class RaySession:
 
     def execute(self, units: list[dict], out: Path, *, progress: bool) -> list[dict]:
         ray = self.ray
+        task = ray.remote(max_retries=1, retry_exceptions=True)(run_unit)
         refs = {}
         for u in units:
-            threads = max(TrainConfig(**u["members"][0][1]["train"]).num_threads, 1)
-            remote = ray.remote(num_cpus=threads, max_retries=1, retry_exceptions=True)
-            refs[remote(run_unit).remote(u)] = u
+            threads = TrainConfig(**u["members"][0][1]["train"]).num_threads
+            refs[task.options(num_cpus=threads).remote(u)] = u
         bar, task = _progress(progress, len(units), f"sweep {out.name} (ray tasks)")
         results: list[dict[str, Any]] = []
         pending = list(refs)
