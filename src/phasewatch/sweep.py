@@ -328,6 +328,13 @@ def member_status(path: Path) -> str:
     return live_status(status) or "interrupted"
 
 
+def _here(path: Path) -> bool:
+    """Whether the member's status was last written on this host. A ``running`` member
+    of another host (a Ray node) is stale once this process holds the sweep: the tasks
+    of a dead Ray driver are stopped with it."""
+    return json.loads((path / "status.json").read_text()).get("host") == socket.gethostname()
+
+
 def write_spec(out: Path, spec: SweepSpec, plan: dict[str, Any] | None) -> None:
     from phasewatch.store import atomic
 
@@ -404,7 +411,7 @@ def run_sweep(
     elif resume:
         raise StoreError(f"{out}: no {SPEC_FILE}; not a sweep directory")
     states = {m.name: member_status(m.path) for m in todo_all}
-    live = [n for n, s in states.items() if s == "running"]
+    live = [m.name for m in todo_all if states[m.name] == "running" and _here(m.path)]
     if live:
         raise ConfigError(
             f"{out}: member {live[0]} is being trained by a live process; "

@@ -39,12 +39,21 @@ def _config_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
         cfg = json.loads((Path(r["run"]) / "config.json").read_text())
         fields = {**cfg.get("task", {}), **cfg.get("train", {})}
         out.append({**r, **{k: v for k, v in fields.items() if k not in r}})
-    df = pd.DataFrame(out)
-    for c in df.columns:  # a field that is text in one phenomenon and a number in another
-        kinds = {type(v) for v in df[c] if v is not None and not pd.isna(v)}
-        if len(kinds) > 1 and str in kinds:
-            df[c] = df[c].map(lambda v: None if v is None or pd.isna(v) else str(v))
-    return df.convert_dtypes()
+    columns = list(dict.fromkeys(k for r in out for k in r))
+    return pd.DataFrame({c: _typed([r.get(c) for r in out]) for c in columns})
+
+
+def _typed(values: list[Any]) -> pd.Series:
+    """A nullable column typed from its JSON values: integers stay integers (Int64),
+    numbers are Float64, booleans boolean, anything mixed with text is text."""
+    kinds = {type(v) for v in values if v is not None}
+    if kinds == {int}:
+        return pd.Series(values, dtype="Int64")
+    if kinds and kinds <= {int, float}:
+        return pd.Series(values, dtype="Float64")
+    if kinds == {bool}:
+        return pd.Series(values, dtype="boolean")
+    return pd.Series([None if v is None else str(v) for v in values], dtype="string")
 
 
 def _final_metrics(con: duckdb.DuckDBPyConnection, runs: list[str]) -> pd.DataFrame:
