@@ -84,10 +84,11 @@ def sweep(
 ) -> None:
     """Train every grid point x seed of PHENOMENON as ordinary run directories.
 
-    phasewatch sweep PHENOMENON [--grid field=v1,v2 [field=v1,v2 ...]]
-    [--set field=value [field=value ...]] --out DIR: grid fields form a Cartesian
-    product (x seeds); --set fields are fixed for every member. Values are checked
-    against the config field types. Members are batched where that is faster.
+    phasewatch sweep PHENOMENON --grid field=v1,v2 field=v1,v2 --set field=value
+    field=value --out DIR: grid fields form a Cartesian product (x seeds); --set fields
+    are fixed for every member; each field=... entry belongs to the --grid or --set
+    before it. Values are checked against the config field types. Members are batched
+    where that is faster (--strategy auto measures it).
     """
     try:
         how = {"executor": executor, "workers": workers, "address": address, "report": report}
