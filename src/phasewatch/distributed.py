@@ -40,7 +40,7 @@ from phasewatch.errors import ConfigError, RunFailed, StoreError
 from phasewatch.training import batched
 
 BATCH_GAIN = 1.2  # batch if its seed-steps/s beat one member's by this factor
-RAY_CONNECT_TIMEOUT_S = 25.0
+RAY_CONNECT_TIMEOUT_S = 15.0
 
 
 def cores() -> int:
