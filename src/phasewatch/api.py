@@ -95,10 +95,29 @@ def run(
         rd = create_run(out, run_id, cfg, describe(train_cfg.device))
     elif rd.status().get("status") == "done":
         return rd
+    return train_run(rd, resume=resume is not None, progress=progress, report=report)
+
+
+def train_run(
+    rd: RunDir, *, resume: bool = True, progress: bool = True, report: bool = True
+) -> RunDir:
+    """Train an existing run directory with its stored config (from its last checkpoint if
+    ``resume`` and it has one), then :func:`finish_run` it.
+
+    Raises:
+        StoreError: on a corrupted config or checkpoint.
+        RunFailed: if training diverged (the run is marked ``failed``).
+    """
+    phen, task_cfg, train_cfg = _configs(rd.config())
     task = phen.build(task_cfg, train_cfg)
-    train(rd, task, train_cfg, resume=resume is not None, progress=progress)
+    train(rd, task, train_cfg, resume=resume, progress=progress)
+    return finish_run(rd, report=report)
+
+
+def finish_run(rd: RunDir, *, report: bool = True) -> RunDir:
+    """After training: whole-run analysis (:func:`analyse`), status ``done``, report."""
     analyse(rd)
-    rd.set_status("done", train_cfg.steps)
+    rd.set_status("done", _configs(rd.config())[2].steps)
     if report:
         from phasewatch.report import build_report
 
@@ -128,7 +147,7 @@ def analyse(rd: RunDir) -> dict[str, Any]:
     return events
 
 
-def _live_status(status: dict[str, Any]) -> str | None:
+def live_status(status: dict[str, Any]) -> str | None:
     """``running`` becomes ``interrupted`` when its process on this host is gone."""
     if status.get("status") != "running" or status.get("host") != socket.gethostname():
         return status.get("status")
@@ -158,7 +177,7 @@ def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
             "preset": cfg.get("preset"),
             "seed": cfg["train"].get("seed"),
             "steps": status.get("step"),
-            "status": _live_status(status),
+            "status": live_status(status),
         }
         for name, ev in events.get("onsets", {}).items():
             row[f"onset/{name}"] = ev.get("step")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import inspect
-import json
 import re
 import sys
 import typing
@@ -19,7 +18,6 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from phasewatch import api, phenomena
 from phasewatch.config import TrainConfig
@@ -153,45 +151,20 @@ for _name in phenomena.names():
     run_app.command(_name)(_make_run_command(_name))
 
 
-@runs_app.command("ls")
-@handle_errors
-def runs_ls(
-    root: Path = typer.Argument(Path("runs"), help="Directory searched for runs."),
-    format: str = typer.Option("table", help="table, csv or json."),
-) -> None:
-    """Table of runs: phenomenon, preset, seed, steps, status and onset steps."""
-    from phasewatch.config import require_choice
-
-    require_choice("--format", format, ("table", "csv", "json"))
-    rows = api.list_runs(root)
-    if format == "json":
-        typer.echo(json.dumps(rows, indent=2))
-        return
-    cols = list(dict.fromkeys(k for r in rows for k in r))
-    if format == "csv":
-        import csv
-
-        writer = csv.DictWriter(sys.stdout, fieldnames=cols)
-        writer.writeheader()
-        writer.writerows(rows)
-        return
-    table = Table(title=f"runs under {root}" + ("" if rows else " (none)"))
-    for c in cols:
-        table.add_column(c.replace("onset/", "onset: "))
-    for r in rows:
-        table.add_row(*("" if r.get(c) is None else str(r.get(c)) for c in cols))
-    console.print(table)
-
-
 # Commands that live in their own modules (kept out of this file to keep it thin).
 from phasewatch.cli_detect import detect as _detect  # noqa: E402
 from phasewatch.cli_detect import leadtime as _leadtime  # noqa: E402
 from phasewatch.cli_measure import measure as _measure  # noqa: E402
 from phasewatch.cli_superposition import superposition_app  # noqa: E402
+from phasewatch.cli_sweep import CONTEXT as _SWEEP_CONTEXT  # noqa: E402
+from phasewatch.cli_sweep import runs_ls as _runs_ls  # noqa: E402
+from phasewatch.cli_sweep import sweep as _sweep  # noqa: E402
 
 app.command("measure")(handle_errors(_measure))
 app.command("detect")(handle_errors(_detect))
 app.command("leadtime")(handle_errors(_leadtime))
+app.command("sweep", context_settings=_SWEEP_CONTEXT)(_sweep)
+runs_app.command("ls")(handle_errors(_runs_ls))
 app.add_typer(superposition_app, name="superposition")
 
 

@@ -201,6 +201,18 @@ class GrokkingTask:
     def train_loss(self, step: int) -> Tensor:
         return cross_entropy_f64(self.logits(self.train_idx), self.labels[self.train_idx])
 
+    def train_batch(self, step: int) -> tuple[Int[Tensor, " n"], Float[Tensor, " n"]]:
+        """For batched seeds: this member's training pairs and a 0/1 weight per pair
+        (float64; zero-padded rows get weight 0 when members' train fractions differ)."""
+        return self.train_idx, torch.ones(len(self.train_idx), dtype=torch.float64)
+
+    def loss_on(self, idx: Int[Tensor, " n"], weight: Float[Tensor, " n"]) -> Tensor:
+        """Weighted mean cross-entropy (nats, float64) of pairs ``idx``; with unit weights
+        the same as :meth:`train_loss` up to float rounding."""
+        logp = self.logits(idx).double().log_softmax(-1)
+        nll = -logp.gather(-1, self.labels[idx][:, None])[:, 0]
+        return (nll * weight).sum() / weight.sum()
+
     def per_sample_loss(self, step: int) -> Tensor:
         """Cross-entropy (nats) per training pair, float64; its mean is ``train_loss(step)``."""
         logits = self.logits(self.train_idx).double()
@@ -249,6 +261,7 @@ class Grokking:
 
     name = "grokking"
     config_cls = GrokkingConfig
+    batch_fields = ("train_frac",)  # batched seeds: per-member training-pair masks
     default_preset = "quick"
     onsets = (
         OnsetRule("memorisation", "train/acc", "cross", ">=", 0.99),

@@ -322,6 +322,14 @@ class InductionTask:
         tokens = self.batch(step)
         return next_token_loss(fast_logits(self.model, tokens), tokens)
 
+    def train_batch(self, step: int) -> tuple[Int[Tensor, "batch n_ctx"]]:
+        """For batched seeds: the tokens of update ``step`` (see :meth:`batch`)."""
+        return (self.batch(step),)
+
+    def loss_on(self, tokens: Int[Tensor, "batch n_ctx"]) -> Tensor:
+        """Mean next-token loss (nats) of ``tokens`` under ``self.model``."""
+        return next_token_loss(fast_logits(self.model, tokens), tokens)
+
     def per_sample_loss(self, step: int) -> Float[Tensor, " batch"]:
         """Per-sequence mean next-token loss (nats) of batch ``step``; its mean is
         ``train_loss(step)`` (for the signals' probe size n and gradient noise scale)."""
@@ -426,6 +434,8 @@ class Induction:
 
     name = "induction"
     config_cls = InductionConfig
+    # batched seeds: fields that change only the data, not any tensor's shape
+    batch_fields = ("source", "markov_concentration", "span_len", "repeats")
     default_preset = "olsson-2layer"
     onsets = (
         OnsetRule(

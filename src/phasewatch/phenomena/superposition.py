@@ -334,6 +334,22 @@ class SuperpositionTask:
         x = self.batch_at(step)
         return FusedToyLoss.apply(x, self.model.W, self.model.b, self.importances).sum()
 
+    @staticmethod
+    def stacked_loss(
+        tasks: Sequence[SuperpositionTask], params: dict[str, Tensor], step: int
+    ) -> Float[Tensor, " members"]:
+        """For batched seeds: the (K,) total losses of K members from stacked parameters
+        ``W`` (K, instances, m, n) and ``b`` (K, instances, n). The members' instances are
+        concatenated into one instance dimension (each member's batch from its own seed);
+        the fused loss chunks the batch for all K·I instances (only float rounding differs
+        from a single member's run)."""
+        W, b = params["W"], params["b"]
+        k, ni, _, n = W.shape
+        x = torch.cat([t.batch_at(step) for t in tasks])  # (K*I, B, n)
+        imp = torch.cat([t.importances for t in tasks])  # (K*I, n)
+        loss = FusedToyLoss.apply(x, W.flatten(0, 1), b.flatten(0, 1), imp)
+        return loss.view(k, ni).sum(1)
+
     def weights(self) -> Float[Tensor, "instances m n"]:
         """W in float64 on the CPU, detached."""
         return self.model.W.detach().double().cpu()
@@ -391,6 +407,16 @@ class Superposition:
 
     name = "superposition"
     config_cls = SuperpositionConfig
+    # batched seeds: fields that change values but not shapes (instances are concatenated)
+    batch_fields = (
+        "density_max",
+        "density_min",
+        "importance_decay",
+        "importance_min",
+        "importance_max",
+        "init_std",
+        "norm_threshold",
+    )
     default_preset = "intro"
     onsets = (
         # Some instance holds more than one feature per dimension (D* = m/‖W‖_F² ≤ 0.9);

@@ -242,3 +242,25 @@ def open_run(path: str | Path) -> RunDir:
     run.config()
     run.status()
     return run
+
+
+def create_run_at(path: str | Path, config: dict[str, Any], env: dict) -> RunDir:
+    """Make the run directory ``path`` itself (a sweep member's deterministic name) with
+    config, env and status; an existing folder without a readable ``config.json`` (a
+    creation cut short) is completed in place.
+
+    Raises:
+        StoreError: if ``path`` cannot be created or written.
+    """
+    path = Path(path)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(
+            f"{path}: not writable ({e.strerror}); allowed: a writable directory"
+        ) from None
+    run = RunDir(path)
+    atomic.write_json(path / "env.json", env)
+    run.set_status("running", 0)
+    atomic.write_json(path / "config.json", config)  # last: its presence marks a complete run
+    return run

@@ -1,0 +1,142 @@
+"""Sweep throughput: seeds batched in one model vs one after another vs N processes.
+
+For each preset, with one torch thread per process, prints seed-steps/s (training
+updates per second summed over seeds, AdamW and data included) for K = 1, 4, 16 (64 for
+the small superposition model) seeds trained as one stacked model ("batched") and one
+after another ("sequential"), then N processes × 1 thread each training single seeds
+(N = the cores). Then the achieved GFLOP/s of one training step (FLOPs counted by
+``torch.utils.flop_counter``, divided by the measured step time) next to a plain float32
+matmul of the step's largest shape, measured in the same run.
+
+    python bench/sweep.py [--presets superposition:intro,induction:olsson-2layer,...]
+                          [--budget 1.0] [--procs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import multiprocessing
+import os
+import platform
+import time
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from phasewatch.distributed import cores
+from phasewatch.phenomena import get
+from phasewatch.store.env import describe
+from phasewatch.training.batched import batched_rate, single_rate
+
+SIZES = {"superposition": (1, 4, 16, 64)}
+DEFAULT_SIZES = (1, 4, 16)
+PRESETS = "superposition:intro,induction:olsson-2layer,grokking:quick,grokking:nanda2023"
+
+
+def build(name: str, preset: str, seed: int):
+    phen = get(name)
+    pre = phen.presets[preset]
+    train = dataclasses.replace(pre.train, seed=seed, threads=1)
+    return phen.build(pre.task, train), train
+
+
+def sequential_rate(name: str, preset: str, k: int, budget: float) -> float:
+    """Seed-steps/s of k seeds trained one after another (each for budget / k seconds)."""
+    rates = [single_rate(*build(name, preset, s), budget_s=budget / k) for s in range(min(k, 4))]
+    return len(rates) / sum(1 / r for r in rates)
+
+
+def _proc_rate(args: tuple[str, str, int, float]) -> float:
+    torch.set_num_threads(1)
+    name, preset, seed, budget = args
+    return single_rate(*build(name, preset, seed), budget_s=budget)
+
+
+def procs_rate(name: str, preset: str, n: int, budget: float) -> float:
+    """Seed-steps/s of n processes × 1 thread, each training one seed, all at once."""
+    ctx = multiprocessing.get_context("spawn")
+    with ctx.Pool(n) as pool:
+        return sum(pool.map(_proc_rate, [(name, preset, s, budget) for s in range(n)]))
+
+
+def largest_matmul(name: str, task) -> tuple[int, int, int]:
+    """(rows, inner, cols) of the step's largest matrix product."""
+    cfg = task.cfg if hasattr(task, "cfg") else None
+    if name == "grokking":
+        return len(task.train_idx), cfg.d_model, cfg.d_mlp
+    if name == "induction":
+        return cfg.batch_size * cfg.n_ctx, cfg.d_model, cfg.vocab
+    return task.instances * task.batch, task.n, task.m  # superposition: (I·B, n) @ (n, m)
+
+
+def matmul_gflops(shape: tuple[int, int, int], budget: float) -> float:
+    m, k, n = shape
+    a, b = torch.randn(m, k), torch.randn(k, n)
+    a @ b
+    t0, reps = time.perf_counter(), 0
+    while time.perf_counter() - t0 < budget:
+        a @ b
+        reps += 1
+    return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
+
+
+def step_flops(task, train) -> float:
+    """FLOPs of one forward + backward pass (matrix products; element-wise ops not counted)."""
+    with FlopCounterMode(display=False) as counter:
+        task.train_loss(0).backward()
+    task.model.zero_grad(set_to_none=True)
+    return float(counter.get_total_flops())
+
+
+def bench_preset(name: str, preset: str, budget: float, n_procs: int) -> list[str]:
+    lines = []
+    one = single_rate(*build(name, preset, 0), budget_s=budget)
+    for k in SIZES.get(name, DEFAULT_SIZES):
+        built = [build(name, preset, s) for s in range(k)]
+        rate = batched_rate([t for t, _ in built], [c for _, c in built], budget_s=budget)
+        seq = one if k == 1 else sequential_rate(name, preset, k, budget)
+        lines.append(
+            f"{name + ':' + preset:<26} {k:>5} {rate:>10.1f} {seq:>11.1f} {rate / seq:>8.2f}x"
+        )
+    procs = procs_rate(name, preset, n_procs, 2 * budget)
+    task, train = build(name, preset, 0)
+    flops = step_flops(task, train)
+    step_gflops = flops * one / 1e9
+    shape = largest_matmul(name, task)
+    mm = matmul_gflops(shape, budget)
+    lines.append(
+        f"{'':<26} {n_procs} processes x 1 thread, single seeds: {procs:.1f} seed-steps/s "
+        f"({procs / one:.2f}x one seed)"
+    )
+    lines.append(
+        f"{'':<26} training step: {flops / 1e6:.1f} MFLOP, {step_gflops:.2f} GFLOP/s; plain "
+        f"matmul {shape[0]}x{shape[1]} @ {shape[1]}x{shape[2]}: {mm:.2f} GFLOP/s "
+        f"(step = {step_gflops / mm:.0%} of it)"
+    )
+    return lines
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--presets", default=PRESETS, help="phenomenon:preset, comma-separated")
+    ap.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
+    ap.add_argument("--procs", type=int, default=cores(), help="processes (default: cores)")
+    args = ap.parse_args()
+    torch.set_num_threads(1)
+    env = describe("cpu")
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"machine: {env['cpu']} | {cores()} cores | torch {torch.__version__} | "
+        f"{platform.system()} | 1 thread per process | load average {load:.1f}"
+    )
+    print(f"{'preset':<26} {'seeds':>5} {'batched':>10} {'sequential':>11} {'gain':>9}")
+    print(f"{'':<26} {'':>5} {'seed-steps/s':>10} {'seed-steps/s':>11}")
+    for item in args.presets.split(","):
+        name, preset = item.split(":")
+        for line in bench_preset(name, preset, args.budget, args.procs):
+            print(line, flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""``phasewatch sweep``: train grid × seeds as ordinary run directories, locally or on Ray.
+
+    phasewatch sweep grokking --preset quick --seeds 0:32 --grid weight_decay=0.3,1.0 \\
+        train_frac=0.2,0.3 --set steps=3000 --out runs/wd [--executor ray --address auto]
+    phasewatch sweep --spec sweep.yaml --out runs/wd
+    phasewatch sweep --resume runs/wd
+
+Bad input exits with code 2 and one line; nothing is written.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from phasewatch import sweep as sw
+from phasewatch.config import require
+from phasewatch.errors import PhasewatchError
+
+console = Console()
+
+
+def split_args(args: list[str]) -> tuple[str | None, list[str], list[str]]:
+    """``[PHENOMENON] [--grid f=v1,v2 ...] [--set f=v ...]`` (in any order) -> phenomenon,
+    grid entries, set entries. ``field=...`` entries belong to the last ``--grid``/``--set``
+    before them (``--grid`` if none).
+
+    Raises:
+        ConfigError: on an unknown option or a second phenomenon.
+    """
+    phenomenon, mode = None, "--grid"
+    found: dict[str, list[str]] = {"--grid": [], "--set": []}
+    for a in args:
+        flag, eq, value = a.partition("=")
+        if flag in found:
+            mode = flag
+            if eq:
+                found[flag].append(value)
+        elif a.startswith("-"):
+            require(False, "option", "see phasewatch sweep --help", a)
+        elif "=" in a:
+            found[mode].append(a)
+        else:
+            require(phenomenon is None, "arguments", "one PHENOMENON, then field=value", a)
+            phenomenon = a
+    return phenomenon, found["--grid"], found["--set"]
+
+
+def _spec_data(args: list[str], spec: Path | None, given: dict[str, Any]) -> dict[str, Any]:
+    """The spec dict: the ``--spec`` file, then the command line on top of it."""
+    data = sw.load_spec_file(spec) if spec is not None else {}
+    phenomenon, grid, sets = split_args(args)
+    if phenomenon is not None:
+        data["phenomenon"] = phenomenon
+    data["grid"] = {**(data.get("grid") or {}), **sw.parse_assignments(grid, "--grid")}
+    data["set"] = {**(data.get("set") or {}), **sw.parse_assignments(sets, "--set")}
+    data.update({k: v for k, v in given.items() if v is not None})
+    return data
+
+
+CONTEXT = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def sweep(
+    ctx: typer.Context,
+    preset: str | None = typer.Option(None, help="Preset of the phenomenon (default: its own)."),
+    seeds: str | None = typer.Option(None, help="Seeds: 0:32 (0..31), 0,3,7 or 5. Default 0."),
+    out: Path | None = typer.Option(None, help="Sweep directory (required unless --resume)."),
+    spec: Path | None = typer.Option(None, help="A YAML/JSON spec file (flags override it)."),
+    resume: Path | None = typer.Option(None, help="Finish the sweep in this directory."),
+    executor: str | None = typer.Option(None, help="local (default) or ray."),
+    workers: int | None = typer.Option(None, help="Local worker processes (default: cores)."),
+    address: str | None = typer.Option(
+        None, help="Ray address: auto or host:port (default: start a local Ray)."
+    ),
+    strategy: str | None = typer.Option(None, help="auto (default: measure), batched or single."),
+    report: bool | None = typer.Option(
+        None, "--report/--no-report", help="Write each member's report.html (default no)."
+    ),
+    progress: bool = typer.Option(True, help="Show a progress bar."),
+) -> None:
+    """Train every grid point x seed of PHENOMENON as ordinary run directories.
+
+    phasewatch sweep PHENOMENON --grid field=v1,v2 field=v1,v2 --set field=value
+    field=value --out DIR: grid fields form a Cartesian product (x seeds); --set fields
+    are fixed for every member; each field=... entry belongs to the --grid or --set
+    before it. Values are checked against the config field types. Members are batched
+    where that is faster (--strategy auto measures it).
+    """
+    try:
+        how = {"executor": executor, "workers": workers, "address": address, "report": report}
+        if resume is not None:
+            what = {"arguments": ctx.args, "preset": preset, "seeds": seeds, "spec": spec}
+            what |= {"strategy": strategy, "out": out}
+            extra = sorted(k for k, v in what.items() if v)
+            require(not extra, "--resume", "only --executor, --workers, --address, --report", extra)
+            result = sw.resume_sweep(resume, how, progress=progress)
+        else:
+            require(out is not None, "--out", "a directory for the sweep", out)
+            given = {"preset": preset, "seeds": seeds, "strategy": strategy, **how}
+            data = _spec_data(ctx.args, spec, given)
+            result = sw.run_sweep(sw.build_spec(data), out, progress=progress)
+    except PhasewatchError as e:
+        typer.echo(f"error: {e}", err=True)
+        raise typer.Exit(2) from None
+    except KeyboardInterrupt:
+        where = resume or out
+        typer.echo(f"interrupted; continue with: phasewatch sweep --resume {where}", err=True)
+        raise typer.Exit(130) from None
+    _summary(result)
+    if result.unfinished:
+        raise typer.Exit(1)
+
+
+def _summary(r: sw.SweepResult) -> None:
+    plan = r.plan or {}
+    console.print(
+        f"sweep {r.out}: {r.total} members; this run: {len(r.done)} done, "
+        f"{len(r.failed)} failed, {len(r.unfinished)} unfinished; "
+        f"{len(r.skipped)} already finished"
+    )
+    console.print(f"strategy: {plan.get('strategy')} ({plan.get('reason')})")
+    for name in r.failed:
+        console.print(f"failed (non-finite loss): {r.out / name}")
+    for name, err in r.unfinished:
+        console.print(f"unfinished: {r.out / name}: {err}")
+    console.print(f"list: phasewatch runs ls {r.out}")
+
+
+def runs_ls(
+    root: Path = typer.Argument(Path("runs"), help="Directory searched for runs (recursively)."),
+    where: str | None = typer.Option(
+        None, help="duckdb SQL condition, e.g. \"status='done' and weight_decay > 0.3\"."
+    ),
+    sort: str | None = typer.Option(
+        None, help="Columns to sort by, comma-separated; -col for descending."
+    ),
+    columns: str | None = typer.Option(
+        None, help="Columns to show, comma-separated, or all (default: run .. onsets)."
+    ),
+    format: str = typer.Option("table", help="table, csv or json."),
+) -> None:
+    """Table of runs under ROOT (one row per run directory) queried with duckdb: status,
+    onsets, every config field and final headline metrics (see --columns all)."""
+    import csv
+    import json
+    import sys
+
+    from rich.table import Table
+
+    from phasewatch.config import require_choice
+    from phasewatch.store.index import query
+
+    require_choice("--format", format, ("table", "csv", "json"))
+    cols, rows = query(root, where=where, sort=sort, columns=columns)
+    if format == "json":
+        typer.echo(json.dumps([dict(zip(cols, r)) for r in rows], indent=2))
+    elif format == "csv":
+        writer = csv.writer(sys.stdout)
+        writer.writerow(cols)
+        writer.writerows([["" if v is None else v for v in r] for r in rows])
+    else:
+        table = Table(title=f"runs under {root}" + ("" if rows else " (none)"))
+        for c in cols:
+            table.add_column(c.replace("onset/", "onset: "))
+        for r in rows:
+            table.add_row(
+                *("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in r)
+            )
+        console.print(table)
+
+
+def _cell(v: Any) -> str:
+    if v is None:
+        return ""
+    return f"{v:.4g}" if isinstance(v, float) else str(v)

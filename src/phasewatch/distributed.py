@@ -1,0 +1,387 @@
+"""Sweep executors: a local process pool (default) and Ray; the training plan of a sweep.
+
+The unit of work is a list of members trained either one after another or as one
+batched model (:mod:`phasewatch.training.batched`). :func:`run_unit` is what a worker
+runs, locally or as a Ray task: it creates or reopens each member's run directory, skips
+members already ``done``/``failed``, resumes the others from their last checkpoint, and
+returns each member's final status. A unit can therefore be re-run at any time (after a
+crash, or by Ray's retry) without redoing work or making duplicates.
+
+**Strategy rule** (``strategy: auto``): batching pays where one member leaves the CPU
+idle (small models and batches) and not where one member is already compute-bound, so
+before training the driver measures, with one thread, the seed-steps/s of one member
+trained alone and of a batch of up to 16 members of the largest group that can batch
+(``bench/sweep.py`` prints the same comparison). It batches if the batch is at least
+1.2x faster per member. The decision and the measurement are stored in ``sweep.json``
+(``plan``) and reused when the sweep is resumed with the same ``strategy``. Batches have
+at most 16 members and are split so that every worker gets one (``ceil(group /
+workers)``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from phasewatch import phenomena
+from phasewatch.config import TrainConfig
+from phasewatch.errors import ConfigError, RunFailed, StoreError
+from phasewatch.training import batched
+
+BATCH_GAIN = 1.2  # batch if its seed-steps/s beat one member's by this factor
+RAY_CONNECT_TIMEOUT_S = 15.0
+
+
+def cores() -> int:
+    """CPU cores this process may use."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+# ---- what a worker runs -------------------------------------------------------------------
+def _open_member(path: Path, cfg: dict[str, Any]):
+    from phasewatch.store.env import describe
+    from phasewatch.store.run import RunDir, create_run_at
+
+    rd = RunDir(path)
+    try:
+        rd.config()
+        rd.status()
+        return rd
+    except StoreError:
+        train = TrainConfig(**cfg["train"])
+        torch.set_num_threads(train.num_threads)
+        return create_run_at(path, cfg, describe(train.device))
+
+
+def _train_one(rd, report: bool) -> str:
+    from phasewatch import api
+
+    try:
+        api.train_run(rd, resume=True, progress=False, report=report)
+    except RunFailed:
+        return "failed"
+    return "done"
+
+
+def _train_together(rds: Sequence[Any], report: bool) -> list[str]:
+    """Train members as batches of equal resume step; finish each trained member."""
+    from phasewatch import api
+
+    by_start: dict[int, list[tuple[Any, Any]]] = {}
+    for rd in rds:
+        point = rd.resume_point()
+        by_start.setdefault(point[0] if point else 0, []).append((rd, point))
+    status = {}
+    for start, group in by_start.items():
+        tasks, cfgs = [], []
+        for rd, _ in group:
+            phen, task_cfg, train_cfg = api._configs(rd.config())
+            tasks.append(phen.build(task_cfg, train_cfg))
+            cfgs.append(train_cfg)
+        states = [(p[1], p[2]) for _, p in group] if start > 0 else None
+        runs = [rd for rd, _ in group]
+        outcome = batched.train_batched(runs, tasks, cfgs, start=start, states=states)
+        for rd, result in zip(runs, outcome):
+            if result == "trained":
+                api.finish_run(rd, report=report)
+            status[rd.path] = "done" if result == "trained" else "failed"
+    return [status[rd.path] for rd in rds]
+
+
+def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
+    """Train one unit: ``{"members": [[path, config], ...], "batched": bool, "report":
+    bool}``. Returns ``[{"path", "status"}]`` with status ``done`` or ``failed``."""
+    rds = [_open_member(Path(p), cfg) for p, cfg in unit["members"]]
+    finished = {rd.path: rd.status()["status"] for rd in rds}
+    todo = [rd for rd in rds if finished[rd.path] not in ("done", "failed")]
+    if unit["batched"] and len(todo) > 1:
+        finished.update(zip((rd.path for rd in todo), _train_together(todo, unit["report"])))
+    else:
+        finished.update({rd.path: _train_one(rd, unit["report"]) for rd in todo})
+    return [{"path": str(rd.path), "status": finished[rd.path]} for rd in rds]
+
+
+# ---- the plan ---------------------------------------------------------------------------------
+def _measure(group: Sequence[Any]) -> dict[str, float]:
+    """One-thread seed-steps/s of one member alone and of a batch of up to 16 members."""
+    from phasewatch.api import _configs
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        built = [_configs(m.config) for m in group[: batched.MAX_BATCH]]
+        phen, task_cfg, train_cfg = built[0]
+        single = batched.single_rate(phen.build(task_cfg, train_cfg), train_cfg)
+        tasks = [p.build(t, c) for p, t, c in built]
+        together = batched.batched_rate(tasks, [c for _, _, c in built])
+    finally:
+        torch.set_num_threads(threads)
+    return {
+        "members": len(built),
+        "single_seed_steps_per_s": round(single, 2),
+        "batched_seed_steps_per_s": round(together, 2),
+    }
+
+
+def plan(
+    spec: Any, todo: Sequence[Any], stored: dict[str, Any] | None
+) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Units of work for the members in ``todo`` and the plan recorded in ``sweep.json``.
+
+    Args:
+        spec: the :class:`~phasewatch.sweep.SweepSpec`.
+        todo: the unfinished :class:`~phasewatch.sweep.Member` s.
+        stored: the plan of an earlier invocation (reused), or None.
+    """
+    phen = phenomena.get(spec.phenomenon)
+    groups: dict[str | None, list[Any]] = {}
+    for m in todo:
+        groups.setdefault(batched.batch_key(phen, m.config), []).append(m)
+    workers = spec.workers or cores()
+    if stored is not None and stored.get("requested") == spec.strategy:
+        decision = stored
+    elif spec.strategy == "single" or not batched.can_batch(phen):
+        why = "requested" if spec.strategy == "single" else f"{phen.name} cannot batch"
+        decision = {"strategy": "single", "reason": why}
+    elif spec.strategy == "batched":
+        decision = {"strategy": "batched", "reason": "requested"}
+    else:
+        biggest = max(groups.values(), key=len, default=[])
+        if len(biggest) < 2:
+            decision = {"strategy": "single", "reason": "no two members can share a batch"}
+        else:
+            rates = _measure(biggest)
+            gain = rates["batched_seed_steps_per_s"] / rates["single_seed_steps_per_s"]
+            choice = "batched" if gain >= BATCH_GAIN else "single"
+            decision = {
+                "strategy": choice,
+                "reason": f"measured: batched/single = {gain:.2f} (batch if >= {BATCH_GAIN})",
+                **rates,
+            }
+    decision["requested"] = spec.strategy
+    units = []
+    for key, group in groups.items():
+        if decision["strategy"] == "batched" and key is not None:
+            size = max(1, min(batched.MAX_BATCH, math.ceil(len(group) / workers)))
+        else:
+            size = 1
+        for i in range(0, len(group), size):
+            chunk = group[i : i + size]
+            units.append(
+                {
+                    "members": [[str(m.path), m.config] for m in chunk],
+                    "batched": size > 1,
+                    "report": spec.report,
+                }
+            )
+    return units, decision
+
+
+@contextlib.contextmanager
+def sweep_lock(out: Path) -> Iterator[None]:
+    """Hold ``<out>/.sweep.lock`` (an OS file lock, released even on kill -9).
+
+    Raises:
+        ConfigError: if another process holds it.
+        StoreError: if ``out`` cannot be created.
+    """
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise StoreError(
+            f"--out {out}: not writable ({e.strerror}); allowed: a writable directory"
+        ) from None
+    f = open(out / ".sweep.lock", "w")  # noqa: SIM115 (held for the whole sweep)
+    try:
+        try:
+            import fcntl
+
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no fcntl (Windows): no lock
+            pass
+        except OSError:
+            raise ConfigError(
+                f"{out}: another phasewatch sweep is running on it; allowed: wait for it"
+            ) from None
+        yield
+    finally:
+        f.close()
+
+
+# ---- executors ----------------------------------------------------------------------------
+def _progress(progress: bool, total: int, label: str):
+    from phasewatch.training.trainer import _progress as bar
+
+    p = bar(progress)
+    return p, p.add_task(label, total=total, info="")
+
+
+def _count(results: list[dict[str, Any]]) -> str:
+    failed = sum(r["status"] == "failed" for r in results)
+    return f"{len(results) - failed} done, {failed} failed"
+
+
+def _watch_parent(parent: int) -> None:
+    """In a pool worker: exit as soon as the sweep process is gone (e.g. kill -9), so
+    that no orphan keeps writing while the sweep is resumed."""
+    while os.getppid() == parent:
+        time.sleep(0.2)
+    os._exit(1)
+
+
+def _worker_init(parent: int) -> None:
+    torch.set_num_threads(1)
+    threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
+
+
+def _unit_error(unit: dict[str, Any], e: BaseException) -> list[dict[str, Any]]:
+    msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return [{"path": p, "status": "error", "error": msg} for p, _ in unit["members"]]
+
+
+class LocalSession:
+    """A process pool of ``workers`` processes (1 torch thread each); in-process if one."""
+
+    def __init__(self, workers: int) -> None:
+        self.workers = workers or cores()
+
+    def execute(self, units: list[dict], out: Path, *, progress: bool) -> list[dict]:
+        total = sum(len(u["members"]) for u in units)
+        bar, task = _progress(progress, total, f"sweep {out.name}")
+        results: list[dict[str, Any]] = []
+        with bar:
+            if min(self.workers, len(units)) <= 1:
+                for u in units:
+                    results += run_unit(u)
+                    bar.update(task, advance=len(u["members"]), info=_count(results))
+                return results
+            import multiprocessing
+
+            ctx = multiprocessing.get_context("spawn")
+            n = min(self.workers, len(units))
+            with ProcessPoolExecutor(n, ctx, _worker_init, (os.getpid(),)) as pool:
+                futures = {pool.submit(run_unit, u): u for u in units}
+                for f in as_completed(futures):
+                    u = futures[f]
+                    try:
+                        results += f.result()
+                    except Exception as e:  # a unit's crash must not stop the others
+                        results += _unit_error(u, e)
+                    bar.update(task, advance=len(u["members"]), info=_count(results))
+        return results
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class RaySession:
+    """A Ray connection: one task per unit (``num_cpus`` = the members' threads), retried
+    once on failure; a progress bar over tasks."""
+
+    def __init__(self, address: str | None) -> None:
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError(
+                "--executor ray needs Ray; allowed: pip install 'phasewatch[ray]'"
+            ) from None
+        self.ray = ray
+        _check_reachable(address)
+        self.owned = not ray.is_initialized()
+        if self.owned:
+            _ray_connect(ray, address)
+            return
+        current = ray.get_runtime_context().gcs_address
+        if address not in (None, "auto", current):
+            raise ConfigError(
+                f"--address {address}: this process is already connected to Ray at {current}; "
+                f"allowed: {current}, auto, or ray.shutdown() first"
+            )
+
+    def execute(self, units: list[dict], out: Path, *, progress: bool) -> list[dict]:
+        ray = self.ray
+        task = ray.remote(max_retries=1, retry_exceptions=True)(run_unit)
+        refs = {}
+        for u in units:
+            threads = TrainConfig(**u["members"][0][1]["train"]).num_threads
+            refs[task.options(num_cpus=threads).remote(u)] = u
+        bar, task = _progress(progress, len(units), f"sweep {out.name} (ray tasks)")
+        results: list[dict[str, Any]] = []
+        pending = list(refs)
+        with bar:
+            while pending:
+                ready, pending = ray.wait(pending, num_returns=1)
+                for ref in ready:
+                    try:
+                        results += ray.get(ref)
+                    except Exception as e:  # failed twice (Ray retried it once)
+                        results += _unit_error(refs[ref], e)
+                    bar.update(task, advance=1, info=_count(results))
+        return results
+
+    def close(self) -> None:
+        if self.owned:
+            self.ray.shutdown()
+
+
+def _check_reachable(address: str | None) -> None:
+    """For ``host:port``: a TCP connection within 10 s, else one clear error."""
+    if not address or address == "auto" or address.startswith("ray://"):
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=10):
+            pass
+    except (OSError, ValueError) as e:
+        why = getattr(e, "strerror", None) or str(e) or type(e).__name__
+        raise ConfigError(
+            f"--address {address}: no Ray cluster reachable ({why}); allowed: auto, or "
+            "host:port of a running `ray start --head`"
+        ) from None
+
+
+def _ray_connect(ray: Any, address: str | None) -> None:
+    """``ray.init(address)`` within :data:`RAY_CONNECT_TIMEOUT_S`, else one clear error."""
+    where = f"--address {address}" if address else "--executor ray"
+    failure: list[BaseException] = []
+
+    def init() -> None:
+        try:
+            ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
+        except BaseException as e:  # reported by the caller
+            failure.append(e)
+
+    t = threading.Thread(target=init, daemon=True)
+    t.start()
+    t.join(RAY_CONNECT_TIMEOUT_S)
+    if t.is_alive() or failure:
+        why = (
+            f"no answer within {RAY_CONNECT_TIMEOUT_S:.0f} s"
+            if t.is_alive()
+            else str(failure[0]).strip().splitlines()[0]
+        )
+        raise ConfigError(
+            f"{where}: cannot connect to Ray ({why}); allowed: auto, or host:port of a "
+            "running `ray start --head`"
+        )
+
+
+def connect(spec: Any) -> LocalSession | RaySession:
+    """The executor session of ``spec`` (connects to Ray before anything is written)."""
+    if spec.executor == "ray":
+        return RaySession(spec.address)
+    return LocalSession(spec.workers)
