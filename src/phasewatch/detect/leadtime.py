@@ -37,6 +37,7 @@ import numpy as np
 import pandas as pd
 
 from phasewatch.detect import ews
+from phasewatch.detect.changepoints import scale_for
 from phasewatch.detect.run import (
     DetectConfig,
     RunAnalysis,
@@ -231,32 +232,25 @@ def roc(sweep: Sweep, key: str, name: str) -> pd.DataFrame:
 
 
 def main_change_point(an: RunAnalysis, key: str) -> int | None:
-    """The change point of ``key`` with the largest absolute mean shift, among those at
-    least one indicator window after ``start`` (the memorisation transient, which moves
-    every series at once, would otherwise be every series' main change)."""
-    x = _series(an, key)  # already on the log10 scale where change_points used it
-    ss = an.scored.get(key)
-    if x is None or ss is None:
+    """The change point of ``key`` with the largest absolute mean shift, among those after
+    ``an.settled`` (the memorisation transient, which moves every series at once, would
+    otherwise be every series' main change). Works on sparse series too (signals measured
+    on a few checkpoints), which are too short for the indicators."""
+    s = an.series.get(key)
+    cps = [c for c in an.change_points.get(key, []) if c >= an.settled]
+    if s is None or not cps:
         return None
-    settled = ss.steps[min(ss.cfg.window, len(ss.steps) - 1)]
-    cps = [c for c in an.change_points.get(key, []) if c >= settled]
-    if not cps:
-        return None
+    x = np.log10(s) if scale_for(s.to_numpy()) == "log10" else s  # as change_points did
     bounds = [x.index[0], *cps, x.index[-1] + 1]
     means = [x[(x.index >= a) & (x.index < b)].mean() for a, b in zip(bounds[:-1], bounds[1:])]
     return int(cps[int(np.argmax(np.abs(np.diff(means))))])
-
-
-def _series(an: RunAnalysis, key: str) -> pd.Series | None:
-    ss = an.scored.get(key)
-    return None if ss is None else pd.Series(ss.values, index=ss.steps)
 
 
 def change_point_leads(sweep: Sweep) -> pd.DataFrame:
     """Per transition run and series: onset − main change point (steps; > 0 = before)."""
     rows = []
     for an in sweep.transitions:
-        for key in an.scored:
+        for key in an.series:
             cp = main_change_point(an, key)
             if cp is not None:
                 lead = an.onset["step"] - cp

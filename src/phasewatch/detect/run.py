@@ -112,6 +112,9 @@ class RunAnalysis:
         start: step at which the analysis starts (the start event, or 0).
         change_points: change-point steps of every series.
         scored: causal indicators of every series long enough for its windows.
+        series: every series of the run (metrics and signals), indexed by step.
+        settled: ``start`` plus one indicator window (``window_frac`` of the planned run),
+            in steps: changes before it belong to the start transient.
     """
 
     rd: RunDir
@@ -119,6 +122,8 @@ class RunAnalysis:
     start: int
     change_points: dict[str, list[int]]
     scored: dict[str, SeriesScores]
+    series: dict[str, pd.Series]
+    settled: int
 
     @property
     def transitions(self) -> bool:
@@ -136,7 +141,9 @@ def analyse_run(rd: RunDir, target: Target, cfg: DetectConfig) -> RunAnalysis:
     cp_cfg = ChangePointConfig(penalty=cfg.penalty)
     onset = onsets(require_key(series, target.key), target, cp_cfg, start)
     cps = {k: change_points(s.index.to_numpy(), s.to_numpy(), cp_cfg) for k, s in series.items()}
-    return RunAnalysis(rd, onset, start, cps, series_scores(series, planned, start, cfg))
+    scored = series_scores(series, planned, start, cfg)
+    settled = start + int(cfg.window_frac * planned)
+    return RunAnalysis(rd, onset, start, cps, scored, series, settled)
 
 
 Thresholds = dict[str, dict[str, float]]  # key -> indicator -> θ
