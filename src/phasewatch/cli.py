@@ -184,11 +184,14 @@ def runs_ls(
 
 
 # Commands that live in their own modules (kept out of this file to keep it thin).
+from phasewatch.cli_eval import eval_app, mirage  # noqa: E402
 from phasewatch.cli_measure import measure as _measure  # noqa: E402
 from phasewatch.cli_superposition import superposition_app  # noqa: E402
 
 app.command("measure")(handle_errors(_measure))
 app.add_typer(superposition_app, name="superposition")
+app.add_typer(eval_app, name="eval")
+app.command("mirage")(mirage)
 
 
 @app.command()
