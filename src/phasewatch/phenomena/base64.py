@@ -25,8 +25,8 @@ Metrics (per member ``<m>`` = ``L<layers>d<d_model>``, on a fixed held-out set o
     ``exact/max``, ``char_acc/max``: best member.
 
 Preset ``ladder`` (default): five members 1×16, 1×32, 2×48, 2×64, 2×128 (layers × d_model;
-heads of 16; MLP 4×; pre-LayerNorm; GELU): 12k to 466k parameters (39×; 3.2k to 396k
-without embeddings, 124×), texts up to 12 bytes, batch 128, AdamW lr 3e-3, 1,500 steps.
+heads of 16; MLP 4×; pre-LayerNorm; GELU): 12k to 466k parameters (39×; 3.2k to 394k
+without embeddings, 125×), texts up to 12 bytes, batch 128, AdamW lr 3e-3, 1,500 steps.
 The largest member is exported in Hugging Face format to ``<run>/hf`` for inspect's
 ``hf/local`` provider (:mod:`phasewatch.models.hf`). Needs the ``evals`` extra
 (Levenshtein for the scorer, transformers for the export).
@@ -248,7 +248,8 @@ class Base64Ladder:
             row |= D.summarise(df)
             samples.append(df.assign(member=row["member"], params=row["params"]))
         final_samples = pd.concat(samples, ignore_index=True)
-        small, large = members[0], members[-1]
+        by_size = sorted(members, key=lambda r: r["params"])
+        small, large = by_size[0], by_size[-1]
         beats = {m: bool(large[m] > small[m]) for m in METRICS}
         events = {
             "ladder": {
@@ -259,7 +260,7 @@ class Base64Ladder:
                 "all_metrics_better": all(beats.values()),
                 "hf_export": {"folder": "hf", "member": large["member"]},
             },
-            "notes": [D.ladder_note(members, beats)],
+            "notes": [D.ladder_note(small, large, beats)],
         }
         largest = task.model[large["member"]]
         return Findings(

@@ -232,9 +232,8 @@ def summarise(df: pd.DataFrame) -> dict[str, float]:
     return out
 
 
-def ladder_note(members: list[dict[str, Any]], beats: dict[str, bool]) -> str:
+def ladder_note(small: dict[str, Any], large: dict[str, Any], beats: dict[str, bool]) -> str:
     """One sentence comparing the largest and the smallest member at the end of training."""
-    small, large = members[0], members[-1]
     moves = ", ".join(f"{m} {small[m]:.3g} → {large[m]:.3g}" for m in beats)
     worse = [m for m, ok in beats.items() if not ok]
     verdict = "better on every metric" if not worse else f"NOT better on {', '.join(worse)}"

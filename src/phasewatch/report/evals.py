@@ -77,6 +77,7 @@ def save_pngs(out: Path, sweep: pd.DataFrame, per_type: pd.DataFrame) -> list[Pa
         wide = per_type.pivot_table(index="type", columns="direction", values="acc@1")
         wide = wide.loc[wide.mean(axis=1).sort_values(ascending=False).index]
         wide.plot.bar(ax=ax, color=[_COLORS.get(c, "grey") for c in wide.columns], width=0.8)
+        ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     ax.set(ylabel="accuracy at threshold 1.0", ylim=(0, 1.02), xlabel="")
     ax.set_title("Base64Bench: accuracy per text type (threshold 1.0)")
     _save(fig, paths[1])
