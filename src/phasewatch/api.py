@@ -16,6 +16,7 @@ from phasewatch.config import TrainConfig, from_dict, override, to_dict
 from phasewatch.detect.onsets import onsets
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.store import RunDir, create_run, open_run
+from phasewatch.store.atomic import write_dir
 from phasewatch.store.env import describe
 from phasewatch.store.run import tidy
 from phasewatch.training import train
@@ -144,6 +145,8 @@ def analyse(rd: RunDir) -> dict[str, Any]:
     rd.write_events(events)
     for name, table in found.tables.items():
         rd.write_table(name, table)
+    for name, write in found.exports.items():
+        write_dir(rd.path / name, write)
     return events
 
 

@@ -154,6 +154,7 @@ for _name in phenomena.names():
 # Commands that live in their own modules (kept out of this file to keep it thin).
 from phasewatch.cli_detect import detect as _detect  # noqa: E402
 from phasewatch.cli_detect import leadtime as _leadtime  # noqa: E402
+from phasewatch.cli_eval import eval_app, mirage  # noqa: E402
 from phasewatch.cli_measure import measure as _measure  # noqa: E402
 from phasewatch.cli_superposition import superposition_app  # noqa: E402
 from phasewatch.cli_sweep import CONTEXT as _SWEEP_CONTEXT  # noqa: E402
@@ -166,6 +167,8 @@ app.command("leadtime")(handle_errors(_leadtime))
 app.command("sweep", context_settings=_SWEEP_CONTEXT)(_sweep)
 runs_app.command("ls")(handle_errors(_runs_ls))
 app.add_typer(superposition_app, name="superposition")
+app.add_typer(eval_app, name="eval")
+app.command("mirage")(mirage)
 
 
 @app.command()

@@ -15,3 +15,7 @@ class StoreError(PhasewatchError):
 
 class RunFailed(PhasewatchError):
     """Training stopped (e.g. a non-finite loss); the run is marked ``failed`` in the store."""
+
+
+class MissingDependency(PhasewatchError):
+    """An optional extra is not installed; the message names the ``pip install`` to run."""

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Protocol
 
 import pandas as pd
@@ -23,11 +24,14 @@ class Findings:
         events: entries merged into ``events.json`` (e.g. ``key_frequencies``).
         tables: named DataFrames written to ``tables/<name>.parquet`` for the report
             (e.g. attention patterns of the top induction head).
+        exports: folders of the run written by callbacks ``write(folder)`` (e.g. ``hf``:
+            a model in Hugging Face format); each is written beside and renamed into place.
     """
 
     rows: list[tuple[int, str, float]] = field(default_factory=list)
     events: dict[str, Any] = field(default_factory=dict)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    exports: dict[str, Callable[[Path], Any]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

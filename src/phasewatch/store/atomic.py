@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -64,3 +65,22 @@ def write_safetensors(
 ) -> None:
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     _write(path, lambda t: save_file(tensors, str(t), metadata=metadata))
+
+
+def write_dir(path: str | Path, writer: Callable[[Path], Any]) -> None:
+    """Fill a temporary folder beside ``path`` with ``writer(tmp)``, then replace ``path``.
+
+    On an exception the temporary folder is removed and ``path`` is left untouched.
+    """
+    path = Path(path)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", dir=path.parent))
+    try:
+        writer(tmp)
+        old = path.with_name(f".{path.name}.old")
+        if path.exists():
+            os.replace(path, old)
+        os.replace(tmp, path)
+        shutil.rmtree(old, ignore_errors=True)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

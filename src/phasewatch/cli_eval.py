@@ -1,0 +1,148 @@
+"""``phasewatch eval ...`` (LLM evaluations with inspect_ai) and ``phasewatch mirage RUN``.
+
+``eval base64bench`` runs Base64Bench on any inspect_ai model and writes the threshold
+sweep, the per-type table, figures and a summary; ``mirage`` compares exact match with
+the continuous metrics of a base64 ladder across size and steps (Schaeffer et al. 2023).
+Bad input exits with code 2 and one line; inspect_ai is imported only when a command runs.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib.util
+from pathlib import Path
+from typing import Any
+
+import typer
+
+from phasewatch.config import require
+from phasewatch.errors import MissingDependency, PhasewatchError, RunFailed
+
+eval_app = typer.Typer(
+    help="Evaluate language models with inspect_ai tasks (needs the evals extra).",
+    no_args_is_help=True,
+)
+
+
+@eval_app.callback()
+def _group() -> None:
+    """LLM evaluations (inspect_ai): base64bench."""
+
+
+def one_line_errors(fn):
+    """phasewatch's own errors → one line on stderr; exit 1 for a failed run, else 2."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except PhasewatchError as e:
+            typer.echo(f"error: {e}", err=True)
+            raise typer.Exit(1 if isinstance(e, RunFailed) else 2) from None
+
+    return wrapper
+
+
+def parse_value(text: str) -> Any:
+    """``true``/``false``/``none``, an int, a float, else the string itself."""
+    low = text.strip().lower()
+    if low in ("true", "false"):
+        return low == "true"
+    if low in ("none", "null"):
+        return None
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
+
+
+def parse_model_args(items: list[str]) -> dict[str, Any]:
+    """``["model_path=runs/x/hf", "do_sample=false"]`` → ``{"model_path": ..., ...: False}``.
+
+    Raises:
+        ConfigError: naming ``-M`` for an item without ``key=value``.
+    """
+    out = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        require(bool(sep and key.strip()), "-M", "key=value (e.g. -M model_path=runs/x/hf)", item)
+        out[key.strip()] = parse_value(value)
+    return out
+
+
+def _need_evals() -> None:
+    if importlib.util.find_spec("inspect_ai") is None:
+        raise MissingDependency("phasewatch eval needs inspect_ai: pip install 'phasewatch[evals]'")
+
+
+@eval_app.command("base64bench")
+@one_line_errors
+def base64bench_command(
+    model: str = typer.Option(
+        ..., help="inspect_ai model: provider/name, e.g. openai/gpt-4o-mini or hf/local."
+    ),
+    model_arg: list[str] = typer.Option(
+        [], "-M", "--model-arg", help="Provider argument key=value (repeatable): -M model_path=DIR"
+    ),
+    limit: int | None = typer.Option(None, help="Run the first N samples (balanced over types)."),
+    thresholds: str | None = typer.Option(
+        None, help="Sweep thresholds in [0, 1], comma-separated (default: 0-0.8, 0.9-1 by 0.005)."
+    ),
+    direction: str = typer.Option("both", help="both, encode or decode."),
+    n_per_type: int = typer.Option(50, help="Texts per type (34 types; the original: 50)."),
+    seed: int = typer.Option(0, help="Seed of the text generator."),
+    types: str | None = typer.Option(None, help="Comma-separated text types (default: all)."),
+    dataset: Path | None = typer.Option(None, help="A JSONL file of texts to use instead."),
+    threshold: float = typer.Option(0.95, help="Similarity at which a sample passes (task)."),
+    max_tokens: int | None = typer.Option(None, help="Generation limit per answer (tokens)."),
+    threads: int = typer.Option(0, help="CPU threads for torch (local models; 0 = all cores)."),
+    out: Path = typer.Option(Path("runs"), help="Directory for the evaluation folder."),
+    progress: bool = typer.Option(True, help="Show inspect's progress."),
+) -> None:
+    """Run Base64Bench (base64 encode/decode without tools) on any inspect_ai model.
+
+    Writes the threshold sweep, per-type accuracy, figures and summary.md to a new folder.
+    """
+    from phasewatch.evals.results import parse_thresholds
+
+    require(limit is None or limit >= 1, "limit", "an integer >= 1 (or no --limit)", limit)
+    sweep = parse_thresholds(thresholds)
+    require(threads >= 0, "threads", "an integer >= 0 (0 = all cores)", threads)
+    args = parse_model_args(model_arg)
+    _need_evals()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from phasewatch.evals.runner import run_base64bench
+
+    result = run_base64bench(
+        model, model_args=args, limit=limit, direction=direction, n_per_type=n_per_type,
+        seed=seed, types=types, dataset=dataset, threshold=threshold, thresholds=sweep,
+        max_tokens=max_tokens, out=out, display="plain" if progress else "none",
+    )  # fmt: skip
+    acc = result.info["accuracy"]
+    typer.echo(
+        f"{result.info['model']}: {result.info['samples']} samples; accuracy at 1.0 "
+        f"{acc['1']:.3f}, at 0.95 {acc['0.95']:.3f}; failed before comparison: "
+        f"{sum(v for k, v in result.info['status_counts'].items() if k != 'ok')}"
+    )
+    typer.echo(f"eval: {result.path}\nsummary: {result.path / 'summary.md'}")
+
+
+@one_line_errors
+def mirage(run: Path = typer.Argument(..., help="A base64-ladder run directory.")) -> None:
+    """Emergence or mirage: exact match vs smooth metrics of a base64 ladder.
+
+    Across size and training steps, the Schaeffer et al. (2023) check stated from the data,
+    and the closed-form toy p^L vs L(1 - p); writes RUN/mirage/.
+    """
+    from phasewatch.report.base64 import write_mirage
+    from phasewatch.store import open_run
+
+    out, result = write_mirage(open_run(run))
+    for sentence in result["statements"]:
+        typer.echo(f"• {sentence}")
+    typer.echo(f"mirage: {out / 'mirage.html'}")

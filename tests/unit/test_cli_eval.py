@@ -1,0 +1,54 @@
+"""``phasewatch eval base64bench`` and ``phasewatch mirage``: bad input exits 2 with one
+line naming the problem (inspect's own error for an unknown provider); nothing is written."""
+
+from __future__ import annotations
+
+import pytest
+from typer.testing import CliRunner
+
+from phasewatch.cli import app
+from phasewatch.cli_eval import parse_model_args
+from phasewatch.errors import ConfigError
+
+pytest.importorskip("inspect_ai")
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (["--limit", "0"], "limit=0 is invalid; allowed: an integer >= 1"),
+        (["--limit", "-3"], "limit=-3 is invalid"),
+        (["--thresholds", "0.5,1.2"], "thresholds='0.5,1.2' is invalid; allowed: comma-separated"),
+        (["--thresholds", "-0.1"], "thresholds='-0.1' is invalid"),
+        (["--threshold", "2"], "threshold=2.0 is invalid; allowed: a float in [0, 1]"),
+        (["-M", "model_path"], "-M='model_path' is invalid; allowed: key=value"),
+        (["--direction", "up"], "direction='up' is invalid; allowed: both, encode, decode"),
+        (["--types", "uuid,nope"], "types='uuid,nope' is invalid"),
+        (["--model", "nope/x"], "model='nope/x' is invalid: Model API nope of model 'nope/x'"),
+        (["--model", "hf/local"], "model=hf/local needs -M model_path="),
+    ],
+)
+def test_bad_eval_input_exits_2_with_one_line(tmp_path, monkeypatch, args, needle):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "runs"
+    base = ["eval", "base64bench", "--out", str(out), "--no-progress"]
+    if "--model" not in args:
+        base += ["--model", "mockllm/model"]
+    r = CliRunner().invoke(app, base + args)
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: ") and needle in line
+    assert not out.exists()
+
+
+def test_model_args_parse_values():
+    got = parse_model_args(["model_path=runs/x/hf", "do_sample=false", "batch_size=4", "t=0.5"])
+    assert got == {"model_path": "runs/x/hf", "do_sample": False, "batch_size": 4, "t": 0.5}
+    with pytest.raises(ConfigError, match="-M="):
+        parse_model_args(["=3"])
+
+
+def test_mirage_on_a_folder_that_is_not_a_ladder_exits_2(tmp_path):
+    r = CliRunner().invoke(app, ["mirage", str(tmp_path / "missing")])
+    assert r.exit_code == 2 and "no such run directory" in r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1
