@@ -6,6 +6,7 @@ Registered in :mod:`phasewatch.cli`; invalid settings raise
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import typer
@@ -42,10 +43,13 @@ def detect(
     start_event: str = START,
     penalty: float = PENALTY,
 ) -> None:
-    """Onsets, change points (ruptures) and causal early warnings (rolling variance, lag-1
-    autocorrelation, Kendall τ) for a run -> events.json 'detect', tables/ews.parquet,
-    tables/change_points.parquet. On a sweep directory, thresholds are calibrated on its
-    null runs (runs that never reach the target)."""
+    """Onsets, change points and causal early warnings of a run or a sweep.
+
+    Writes events.json 'detect', tables/ews.parquet (rolling variance, lag-1
+    autocorrelation, their Kendall τ) and tables/change_points.parquet. On a sweep
+    directory, thresholds are calibrated on its null runs (runs that never reach the
+    target); on a single run, on AR(1) surrogates of each series' burn-in.
+    """
     from phasewatch.detect.leadtime import detect_sweep
     from phasewatch.detect.run import detect as detect_run
     from phasewatch.store import open_run
@@ -87,17 +91,18 @@ def leadtime(
     penalty: float = PENALTY,
     out: Path | None = typer.Option(None, help="Output directory (default SWEEP/leadtime)."),
 ) -> None:
-    """The lead-time benchmark: for every signal, hit rate, false-alarm rate, lead time and
-    ROC of its causal early warnings, change-point leads, critical data size, temperature
-    fits and polymorph census -> leadtime.parquet/.md, summary.json, report.html."""
+    """The lead-time benchmark of a sweep: which signals warn before the onset.
+
+    For every signal: hit rate, false-alarm rate, lead time and ROC of its causal early
+    warnings, and its main change point against the onset; plus critical data size,
+    temperature fits and the polymorph census. Writes leadtime.parquet/.md, roc.parquet,
+    summary.json and report.html into SWEEP/leadtime.
+    """
     from phasewatch.detect.leadtime import leadtime as run_leadtime
 
     tgt, cfg = _settings(target, threshold, op, onset, window_frac, alpha, start_event, penalty)
     report = run_leadtime(sweep, tgt, cfg, out=out, progress=True)
-    summary = (report.parent / "summary.json").read_text()
-    import json
-
-    data = json.loads(summary)
+    data = json.loads((report.parent / "summary.json").read_text())
     typer.echo(data["summary"])
     for e in data["excluded"]:
         typer.echo(f"  excluded {e['run']}: {e['reason']}")
