@@ -2,10 +2,18 @@
 decode; the largest must beat the smallest on every metric, and exact match must rise
 steeply across size while per-character accuracy rises steadily.
 
-Seed 0 measured (one thread of a shared 2-core machine): see ``MEASURED``. Tolerances are
-two-sided: the final metrics of the smallest and largest member must lie within the
-ranges below (wide enough for thread-count round-off, narrow enough to catch a ladder that
-stops learning or a scorer that stops failing wrong answers).
+Seed 0 measured (one thread; 727 s of CPU, so ~12 min on an idle core), final step 1,500:
+
+    member  params   exact  similarity  char_acc  logprob
+    L1d16    12,048  0.008       0.196     0.345   -2.33
+    L1d32    30,240  0.305       0.639     0.712   -1.03
+    L2d48    82,464  0.625       0.908     0.912   -0.289
+    L2d64   134,528  0.719       0.932     0.950   -0.180
+    L2d128  465,664  0.930       0.984     0.991   -0.027
+
+Tolerances are two-sided: the final metrics of the smallest and largest member must lie
+within the ranges below (wide enough for thread-count round-off, narrow enough to catch a
+ladder that stops learning or a scorer that stops failing wrong answers).
 """
 
 from __future__ import annotations
@@ -18,8 +26,8 @@ pytestmark = pytest.mark.slow
 
 # member -> metric -> (low, high) at the end of training, seed 0
 RANGES = {
-    "L1d16": {"exact": (0.0, 0.15), "char_acc": (0.2, 0.5), "logprob": (-3.0, -1.5)},
-    "L2d128": {"exact": (0.85, 1.0), "char_acc": (0.97, 1.0), "logprob": (-0.15, 0.0)},
+    "L1d16": {"exact": (0.0, 0.1), "char_acc": (0.25, 0.45), "logprob": (-2.8, -1.9)},
+    "L2d128": {"exact": (0.85, 1.0), "char_acc": (0.97, 1.0), "logprob": (-0.1, 0.0)},
 }
 
 

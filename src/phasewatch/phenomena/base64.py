@@ -27,6 +27,11 @@ Metrics (per member ``<m>`` = ``L<layers>d<d_model>``, on a fixed held-out set o
 Preset ``ladder`` (default): five members 1×16, 1×32, 2×48, 2×64, 2×128 (layers × d_model;
 heads of 16; MLP 4×; pre-LayerNorm; GELU): 12k to 466k parameters (39×; 3.2k to 394k
 without embeddings, 125×), texts up to 12 bytes, batch 128, AdamW lr 3e-3, 1,500 steps.
+Seed 0, final step (727 s of CPU on one thread, ~12 min on an idle core): exact match
+0.008, 0.305, 0.625, 0.719, 0.930; per-character accuracy 0.345, 0.712, 0.912, 0.950, 0.991;
+target log-likelihood -2.33 → -0.027 nats per token (the largest beats the smallest on
+every metric). Answers are at most 16 characters, so one wrong character already puts
+the similarity below 0.95: acc95 equals exact match here.
 The largest member is exported in Hugging Face format to ``<run>/hf`` for inspect's
 ``hf/local`` provider (:mod:`phasewatch.models.hf`). Needs the ``evals`` extra
 (Levenshtein for the scorer, transformers for the export).

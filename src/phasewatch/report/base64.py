@@ -18,6 +18,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
+from matplotlib.ticker import NullFormatter  # noqa: E402
 from plotly.offline import get_plotlyjs  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
 
@@ -97,6 +98,7 @@ def save_pngs(out: Path, result: dict[str, Any], metrics: pd.DataFrame) -> list[
             ax.plot(by_size["params"], by_size["predicted_exact"], ls=":", label="p^L")
             ax.legend(fontsize=7)
         ax.set(xscale="log", xlabel="parameters", title=k)
+        ax.xaxis.set_minor_formatter(NullFormatter())
     _save(fig, paths[0])
     fig, axes = plt.subplots(1, len(M.METRICS), figsize=(17, 3.4))
     for ax, k in zip(axes, M.METRICS):
