@@ -8,7 +8,6 @@ that the CLI mirrors the configs. Bad input exits with code 2 and one line.
 from __future__ import annotations
 
 import dataclasses
-import functools
 import inspect
 import re
 import sys
@@ -20,8 +19,9 @@ import typer
 from rich.console import Console
 
 from phasewatch import api, phenomena
+from phasewatch.cli_errors import fail, handle_errors
 from phasewatch.config import TrainConfig
-from phasewatch.errors import PhasewatchError, RunFailed
+from phasewatch.errors import PhasewatchError
 
 app = typer.Typer(
     help="phasewatch: reproduce, measure and forecast emergence in neural networks.",
@@ -36,24 +36,6 @@ runs_app = typer.Typer(help="List and query run directories.", no_args_is_help=T
 app.add_typer(run_app, name="run")
 app.add_typer(runs_app, name="runs")
 console = Console()
-
-
-def _fail(e: PhasewatchError) -> typer.Exit:
-    typer.echo(f"error: {e}", err=True)
-    return typer.Exit(1 if isinstance(e, RunFailed) else 2)
-
-
-def handle_errors(fn):
-    """Turn phasewatch's own errors into one line on stderr and exit code 2 (1 if a run failed)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PhasewatchError as e:
-            raise _fail(e) from None
-
-    return wrapper
 
 
 def _field_help(cls: type) -> dict[str, str]:
@@ -104,7 +86,7 @@ def _make_run_command(name: str):
         try:
             rd = api.run(name, preset, kwargs, out=out, resume=resume, progress=progress)
         except PhasewatchError as e:
-            raise _fail(e) from None
+            raise fail(e) from None
         from phasewatch.report.summary import summarise
 
         console.print(summarise(rd.events(), rd.status()))

@@ -8,15 +8,15 @@ Bad input exits with code 2 and one line; inspect_ai is imported only when a com
 
 from __future__ import annotations
 
-import functools
 import importlib.util
 from pathlib import Path
 from typing import Any
 
 import typer
 
+from phasewatch.cli_errors import handle_errors
 from phasewatch.config import require
-from phasewatch.errors import MissingDependency, PhasewatchError, RunFailed
+from phasewatch.errors import MissingDependency
 
 eval_app = typer.Typer(
     help="Evaluate language models with inspect_ai tasks (needs the evals extra).",
@@ -27,20 +27,6 @@ eval_app = typer.Typer(
 @eval_app.callback()
 def _group() -> None:
     """LLM evaluations (inspect_ai): base64bench."""
-
-
-def one_line_errors(fn):
-    """phasewatch's own errors → one line on stderr; exit 1 for a failed run, else 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PhasewatchError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(1 if isinstance(e, RunFailed) else 2) from None
-
-    return wrapper
 
 
 def parse_value(text: str) -> Any:
@@ -78,7 +64,7 @@ def _need_evals() -> None:
 
 
 @eval_app.command("base64bench")
-@one_line_errors
+@handle_errors
 def base64bench_command(
     model: str = typer.Option(
         ..., help="inspect_ai model: provider/name, e.g. openai/gpt-4o-mini or hf/local."
@@ -132,7 +118,7 @@ def base64bench_command(
     typer.echo(f"eval: {result.path}\nsummary: {result.path / 'summary.md'}")
 
 
-@one_line_errors
+@handle_errors
 def mirage(run: Path = typer.Argument(..., help="A base64-ladder run directory.")) -> None:
     """Emergence or mirage: exact match vs smooth metrics of a base64 ladder.
 

@@ -8,7 +8,6 @@ Bad input exits with code 2 and one line.
 
 from __future__ import annotations
 
-import functools
 import json
 import math
 import sys
@@ -17,8 +16,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from phasewatch.cli_errors import handle_errors
 from phasewatch.config import require, require_choice
-from phasewatch.errors import PhasewatchError
 
 superposition_app = typer.Typer(
     help="Superposition tools: the capacity-vs-bounds table.", no_args_is_help=True
@@ -28,20 +27,6 @@ superposition_app = typer.Typer(
 @superposition_app.callback()
 def _group() -> None:
     """Superposition (Elhage et al. 2022) tools; train with ``phasewatch run superposition``."""
-
-
-def _one_line_errors(fn):
-    """phasewatch's own errors → one line on stderr and exit code 2 (as in cli.py)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except PhasewatchError as e:
-            typer.echo(f"error: {e}", err=True)
-            raise typer.Exit(2) from None
-
-    return wrapper
 
 
 def parse_list(field: str, text: str, kind: type) -> list:
@@ -75,7 +60,7 @@ def _cell(v) -> str:
 
 
 @superposition_app.command("capacity")
-@_one_line_errors
+@handle_errors
 def capacity_command(
     m: int = typer.Option(20, help="Hidden dimensions m (an integer >= 1)."),
     n: str = typer.Option("50,100,200,400", help="Feature counts n, comma-separated."),

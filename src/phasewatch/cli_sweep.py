@@ -17,6 +17,7 @@ import typer
 from rich.console import Console
 
 from phasewatch import sweep as sw
+from phasewatch.cli_errors import fail
 from phasewatch.config import require
 from phasewatch.errors import PhasewatchError
 
@@ -104,8 +105,7 @@ def sweep(
             data = _spec_data(ctx.args, spec, given)
             result = sw.run_sweep(sw.build_spec(data), out, progress=progress)
     except PhasewatchError as e:
-        typer.echo(f"error: {e}", err=True)
-        raise typer.Exit(2) from None
+        raise fail(e) from None
     except KeyboardInterrupt:
         where = resume or out
         typer.echo(f"interrupted; continue with: phasewatch sweep --resume {where}", err=True)
