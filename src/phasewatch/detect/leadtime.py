@@ -44,6 +44,7 @@ from phasewatch.detect.run import (
     Thresholds,
     analyse_run,
     write_detect,
+    write_with_surrogates,
 )
 from phasewatch.detect.transitions import Target
 from phasewatch.errors import ConfigError, StoreError
@@ -166,11 +167,9 @@ def detect_sweep(
         how = f"{len(sweep.nulls)} null runs of the sweep (α = {cfg.alpha})"
         for an in sweep.runs:
             write_detect(an, thresholds, cfg, how)
-    else:
-        from phasewatch.detect.run import detect
-
+    else:  # the runs are analysed already: only the thresholds differ
         for an in sweep.runs:
-            detect(an.rd, target, cfg)
+            write_with_surrogates(an, cfg)
     return sweep
 
 

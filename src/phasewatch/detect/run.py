@@ -200,7 +200,11 @@ def detect(rd: RunDir, target: Target, cfg: DetectConfig | None = None) -> dict[
         ConfigError: if ``target.key`` is not a series of the run (the message lists them).
     """
     cfg = cfg or DetectConfig()
-    an = analyse_run(rd, target, cfg)
+    return write_with_surrogates(analyse_run(rd, target, cfg), cfg)
+
+
+def write_with_surrogates(an: RunAnalysis, cfg: DetectConfig) -> dict[str, Any]:
+    """:func:`write_detect` with thresholds from AR(1) surrogates of each series' burn-in."""
     thresholds = {
         key: ews.surrogate_thresholds(ss.values, ss.cfg, seed=0) for key, ss in an.scored.items()
     }
