@@ -35,8 +35,11 @@ def measure(
     every: int = typer.Option(
         5, help="Measure every N-th checkpoint (the last is always included)."
     ),
-    workers: int = typer.Option(
-        1, help="Parallel processes over checkpoints (1 torch thread each)."
+    workers: int = typer.Option(1, help="Parallel processes over checkpoints."),
+    threads: int = typer.Option(
+        1,
+        help="Torch threads per worker (1 by default: many small SGLD steps gain little "
+        "from more and spin-wait when the cores are shared).",
     ),
     calibrate: bool = typer.Option(
         False,
@@ -72,7 +75,9 @@ def measure(
         grid = {"chains": chains} if chains else {}
         if draws:
             grid["draws"] = draws
-        summary, chosen = runner.calibrate(run, step=step, grid=grid, progress=progress)
+        summary, chosen = runner.calibrate(
+            run, step=step, grid=grid, threads=threads, progress=progress
+        )
         cols = ["epsilon", "gamma", "nbeta", "llc_mean", "llc_std", "drift", "reason"]
         typer.echo(summary[cols].to_string(index=False))
         if chosen is None:
@@ -88,7 +93,13 @@ def measure(
             f"--epsilon/--gamma/--nbeta/--chains/--draws need llc in --signals={signals}"
         )
     table = runner.measure(
-        run, names, every=every, workers=workers, settings=settings, progress=progress
+        run,
+        names,
+        every=every,
+        workers=workers,
+        threads=threads,
+        settings=settings,
+        progress=progress,
     )
     steps = table["step"].nunique() if not table.empty else 0
     typer.echo(f"signals: {run / 'signals.parquet'} ({len(table)} rows, {steps} checkpoints)")

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from phasewatch import api
 from phasewatch.errors import ConfigError, StoreError
-from phasewatch.signals import base, signal
+from phasewatch.signals import base, runner, signal
 from phasewatch.signals.runner import calibrate, measure, read_signals, select_steps
 
 CHEAP = {
@@ -109,6 +109,21 @@ def test_bad_settings_name_the_field(run):
         measure(run, ["llc"], settings={"llc": {"stepsize": 1}}, progress=False)
     with pytest.raises(ConfigError, match="not measured: hessian"):
         measure(run, ["llc"], settings={"hessian": {}}, progress=False)
+
+
+def test_threads_are_validated_used_and_restored(run, monkeypatch):
+    with pytest.raises(ConfigError, match="threads=0 is invalid; allowed: an integer >= 1"):
+        measure(run, ["geometry"], threads=0, progress=False)
+    seen = []
+    real = runner.measure_step
+    monkeypatch.setattr(
+        runner, "measure_step", lambda *a: seen.append(torch.get_num_threads()) or real(*a)
+    )
+    before = torch.get_num_threads()
+    want = 2 if before != 2 else 1
+    measure(run, ["geometry"], steps=[10], threads=want, progress=False)
+    assert seen == [want]
+    assert torch.get_num_threads() == before
 
 
 def test_run_without_checkpoints(run):

@@ -165,8 +165,26 @@ def _task_for(path: str) -> Any:
     return _WORKER["task"]
 
 
-def _init_worker() -> None:
-    torch.set_num_threads(1)
+def _init_worker(threads: int) -> None:
+    torch.set_num_threads(threads)
+
+
+class _threads:
+    """Run a block with ``n`` torch threads, then restore the previous count.
+
+    Measuring defaults to one thread: with two OpenMP threads on a 2-core machine that other
+    jobs share, the LLC's many small SGLD steps spin-wait (measured here: 97 s of CPU for
+    two checkpoints with 2 threads under load vs 10 s with 1).
+    """
+
+    def __init__(self, n: int) -> None:
+        self.n, self.old = n, torch.get_num_threads()
+
+    def __enter__(self) -> None:
+        torch.set_num_threads(self.n)
+
+    def __exit__(self, *exc: object) -> None:
+        torch.set_num_threads(self.old)
 
 
 def measure_step(
@@ -267,6 +285,7 @@ def measure(
     *,
     every: int = 1,
     workers: int = 1,
+    threads: int = 1,
     settings: dict[str, Any] | None = None,
     steps: Iterable[int] | None = None,
     progress: bool = True,
@@ -278,8 +297,8 @@ def measure(
         run: a run directory.
         signals: registered signal names (``llc``, ``hessian``, ``gradients``, ``geometry``).
         every: measure every ``every``-th checkpoint (always including the last).
-        workers: parallel processes over checkpoints (each with one torch thread); 1 runs
-            in this process.
+        workers: parallel processes over checkpoints; 1 runs in this process.
+        threads: torch threads per worker (default 1; see :class:`_threads`).
         settings: per-signal settings, ``{"llc": LLCSettings(...) or {"epsilon": 1e-5}}``.
         steps: measure exactly these checkpoint steps instead of ``every``.
         progress: show a progress bar.
@@ -295,6 +314,7 @@ def measure(
     """
     require(every >= 1, "every", "an integer >= 1", every)
     require(workers >= 1, "workers", "an integer >= 1", workers)
+    require(threads >= 1, "threads", "an integer >= 1", threads)
     resolved = _resolve(signals, settings)
     rd = open_run(run)
     all_steps = rd.checkpoint_steps()
@@ -315,7 +335,7 @@ def measure(
     warn = on_warning or (lambda w: print(f"warning: step {w['step']}: {w['message']}"))
     with _bar(progress) as bar:
         tid = bar.add_task("measure", total=len(todo))
-        for res in _execute(todo, workers):
+        for res in _execute(todo, workers, threads):
             store.add(res)
             for w in res.warnings:
                 warn(w)
@@ -323,18 +343,21 @@ def measure(
     return store.table.reset_index(drop=True)
 
 
-def _execute(todo: list[tuple], workers: int):
+def _execute(todo: list[tuple], workers: int, threads: int):
     if workers == 1 or len(todo) <= 1:
         for args in todo:
-            yield measure_step(*args)
+            with _threads(threads):
+                res = measure_step(*args)
+            yield res
         return
     # fork where available: workers inherit the imported modules and work from any
     # launcher (``python -m``, scripts without a __main__ guard); each worker then runs
-    # single-threaded, which avoids re-entering a forked OpenMP pool. Spawn elsewhere.
+    # with its own thread count, which avoids re-entering a forked OpenMP pool. Spawn
+    # elsewhere.
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ProcessPoolExecutor(
-        min(workers, len(todo)), mp_context=ctx, initializer=_init_worker
+        min(workers, len(todo)), mp_context=ctx, initializer=_init_worker, initargs=(threads,)
     ) as ex:
         futures = [ex.submit(measure_step, *args) for args in todo]
         for f in as_completed(futures):
@@ -368,6 +391,7 @@ def calibrate(
     *,
     step: int | None = None,
     grid: LLCCalibration | dict[str, Any] | None = None,
+    threads: int = 1,
     progress: bool = True,
 ) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     """Sweep the LLC's SGLD settings on one checkpoint and recommend one.
@@ -380,6 +404,7 @@ def calibrate(
         run: a run directory.
         step: the checkpoint (default: the last one).
         grid: the grid (:class:`LLCCalibration` or its fields as a dict).
+        threads: torch threads (default 1; see :class:`_threads`).
 
     Returns:
         ``(summary, recommended)``; ``recommended`` is ``{"epsilon", "gamma", "nbeta"}``
@@ -401,7 +426,7 @@ def calibrate(
     task.model.load_state_dict(rd.load_checkpoint(step))
     probe = make_probe(task, step)
     n_points = len(grid.epsilons) * len(grid.gammas) * max(1, len(grid.nbetas))
-    with _bar(progress) as bar:
+    with _bar(progress) as bar, _threads(threads):
         tid = bar.add_task("calibrate llc", total=n_points)
         summary, traces, chosen = calibrate_llc(
             probe,
