@@ -26,6 +26,20 @@ def _llc_overrides(**values: float | int | None) -> dict[str, float | int]:
     return {k: v for k, v in values.items() if v is not None}
 
 
+def _floats(**lists: str | None) -> dict[str, tuple[float, ...]]:
+    out = {}
+    for name, text in lists.items():
+        if text is None:
+            continue
+        try:
+            out[name] = tuple(float(x) for x in text.split(",") if x.strip())
+        except ValueError:
+            raise ConfigError(
+                f"--{name}={text!r} is invalid; allowed: comma-separated numbers"
+            ) from None
+    return out
+
+
 def measure(
     run: Path = typer.Argument(..., help="A run directory."),
     signals: str = typer.Option(
@@ -61,6 +75,16 @@ def measure(
     draws: int | None = typer.Option(
         None, help="LLC: draws per chain after burn-in.", rich_help_panel="LLC"
     ),
+    epsilons: str | None = typer.Option(
+        None,
+        help="With --calibrate: the ε grid, comma-separated (default 1e-5,3e-5,1e-4,3e-4,1e-3).",
+        rich_help_panel="LLC",
+    ),
+    gammas: str | None = typer.Option(
+        None,
+        help="With --calibrate: the γ grid, comma-separated (default 10,100,1000).",
+        rich_help_panel="LLC",
+    ),
     progress: bool = typer.Option(True, help="Show a progress bar."),
 ) -> None:
     """Measure LLC, Hessian, gradient and geometry signals into the run's signals.parquet.
@@ -72,22 +96,26 @@ def measure(
 
     llc = _llc_overrides(epsilon=epsilon, gamma=gamma, nbeta=nbeta, chains=chains, draws=draws)
     if calibrate:
-        grid = {"chains": chains} if chains else {}
-        if draws:
-            grid["draws"] = draws
+        grid = _llc_overrides(chains=chains, draws=draws)
+        grid.update(_floats(epsilons=epsilons, gammas=gammas))
         summary, chosen = runner.calibrate(
             run, step=step, grid=grid, threads=threads, progress=progress
         )
         cols = ["epsilon", "gamma", "nbeta", "llc_mean", "llc_std", "drift", "reason"]
         typer.echo(summary[cols].to_string(index=False))
         if chosen is None:
-            typer.echo("no grid point passed; widen the grid (see signals/calibrate.py)")
+            typer.echo(
+                "no grid point passed; widen the grid with --epsilons/--gammas or raise "
+                "--draws (the rule: signals/calibrate.py)"
+            )
         else:
             flags = " ".join(f"--{k} {v:g}" for k, v in chosen.items() if v is not None)
             typer.echo(f"recommended: {flags}\n  phasewatch measure {run} --signals llc {flags}")
         return
     names = _names(signals)
     settings = {"llc": llc} if llc else None
+    if epsilons or gammas:
+        raise ConfigError("--epsilons/--gammas are calibration grids: they need --calibrate")
     if settings and "llc" not in names:
         raise ConfigError(
             f"--epsilon/--gamma/--nbeta/--chains/--draws need llc in --signals={signals}"

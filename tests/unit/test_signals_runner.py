@@ -14,7 +14,13 @@ from typer.testing import CliRunner
 from phasewatch import api
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.signals import base, runner, signal
-from phasewatch.signals.runner import calibrate, measure, read_signals, select_steps
+from phasewatch.signals.runner import (
+    calibrate,
+    measure,
+    read_signals,
+    read_signals_json,
+    select_steps,
+)
 
 CHEAP = {
     "llc": {"epsilon": 1e-4, "gamma": 100.0, "chains": 2, "draws": 4, "burn_in": 2},
@@ -224,6 +230,22 @@ def test_cli_exit_codes_and_report_section(run):
     assert "Developmental signals" in html and "LLC calibration" in html
     empty = runner.invoke(app, ["measure", str(run / "nope")])
     assert empty.exit_code == 2 and "no such run directory" in empty.output
+
+
+def test_cli_calibration_grid_flags(run):
+    from phasewatch.cli import app
+
+    cli = CliRunner()
+    args = ["measure", str(run), "--calibrate", "--no-progress", "--chains", "2", "--draws", "4"]
+    r = cli.invoke(app, [*args, "--epsilons", "1e-5,1e-4", "--gammas", "100"])
+    assert r.exit_code == 0, r.output
+    grid = read_signals_json(_rd(run))["llc_calibration"]["grid"]
+    assert grid["epsilons"] == [1e-5, 1e-4] and grid["gammas"] == [100.0]
+    assert grid["chains"] == 2 and grid["draws"] == 4
+    bad = cli.invoke(app, [*args, "--epsilons", "1e-5,big"])
+    assert bad.exit_code == 2 and "--epsilons='1e-5,big' is invalid" in bad.output
+    alone = cli.invoke(app, ["measure", str(run), "--gammas", "10"])
+    assert alone.exit_code == 2 and "need --calibrate" in alone.output
 
 
 def _rd(path):
