@@ -72,3 +72,23 @@ def test_report_renders_in_headless_chromium(tmp_path, tiny):
     # plotly draws each figure into an <svg class="main-svg">; traces become <path>s
     assert len(re.findall(r'class="main-svg"', dom)) >= 4
     assert "test/acc" in dom and "fourier/embed_norm" in dom
+
+
+def test_large_indexed_families_are_thinned_in_the_interactive_heatmap():
+    import pandas as pd
+
+    from phasewatch.report.figures import MAX_HEATMAP_ROWS, heatmap_figures
+
+    rows = [(s, f"dim/{i}", i + s / 10) for s in (1, 2, 3) for i in range(1000)]
+    rows += [(s, f"fourier/embed_norm/{k}", 1.0) for s in (1, 2, 3) for k in range(5)]
+    metrics = pd.DataFrame(rows, columns=["step", "key", "value"])
+    figs = {f.layout.title.text: f for f in heatmap_figures(metrics)}
+    assert set(figs) == {f"dim ({MAX_HEATMAP_ROWS} of 1000)", "fourier/embed_norm"}
+    dim = figs[f"dim ({MAX_HEATMAP_ROWS} of 1000)"].data[0]
+    ys = list(dim.y)
+    assert len(ys) == MAX_HEATMAP_ROWS and ys[0] == 0 and ys[-1] == 999
+    assert ys == sorted(set(ys))
+    # the rows shown carry their own values: row i at step s is i + s / 10
+    z = dim.z
+    assert abs(float(z[10][2]) - (ys[10] + 0.3)) < 1e-3
+    assert len(figs["fourier/embed_norm"].data[0].y) == 5

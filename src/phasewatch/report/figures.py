@@ -15,6 +15,7 @@ import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 from plotly.subplots import make_subplots  # noqa: E402
@@ -95,17 +96,43 @@ def curves_figure(metrics: pd.DataFrame, onsets: dict) -> go.Figure:
     return fig
 
 
+MAX_HEATMAP_ROWS = 256  # indices drawn per interactive heatmap (the PNG shows them all)
+
+
+def _thin(items: list[tuple[int, str]], limit: int = MAX_HEATMAP_ROWS) -> list[tuple[int, str]]:
+    """At most ``limit`` evenly spaced entries of ``items`` (first and last kept)."""
+    if len(items) <= limit:
+        return items
+    picks = sorted({round(i * (len(items) - 1) / (limit - 1)) for i in range(limit)})
+    return [items[i] for i in picks]
+
+
 def heatmap_figures(metrics: pd.DataFrame) -> list[go.Figure]:
+    """One interactive heatmap (index × step) per indexed family.
+
+    Families with more than :data:`MAX_HEATMAP_ROWS` indices (superposition's ``dim/<i>``
+    has one per feature and instance: 4,000 in the geometry preset) show an evenly spaced
+    subset, said in the title, and values are sent as float32 (plotly encodes arrays as
+    binary): the full family made an 8 MB report; the PNG in ``figures/`` and
+    metrics.parquet keep it all.
+    """
     wide = _wide(metrics)
     figs = []
-    for family, items in indexed_families(list(wide.columns)).items():
+    for family, every in indexed_families(list(wide.columns)).items():
+        items = _thin(every)
         z = wide[[k for _, k in items]].T
+        title = family if len(items) == len(every) else f"{family} ({len(items)} of {len(every)})"
         fig = go.Figure(
-            go.Heatmap(x=list(z.columns), y=[i for i, _ in items], z=z.values, colorscale="Viridis")
+            go.Heatmap(
+                x=list(z.columns),
+                y=[i for i, _ in items],
+                z=z.to_numpy(np.float32),
+                colorscale="Viridis",
+            )
         )
         fig.update_xaxes(type="log", title_text="step")
         fig.update_yaxes(title_text="index (e.g. frequency k)")
-        fig.update_layout(title=family, height=420)
+        fig.update_layout(title=title, height=420)
         figs.append(fig)
     return figs
 
