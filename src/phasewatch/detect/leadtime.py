@@ -342,10 +342,10 @@ def sweep_views(sweep: Sweep, runs: pd.DataFrame) -> dict[str, Any]:
             values = values if isinstance(values, tuple) else (values,)
             res = physics.critical_data_size(g, modulus)
             out["critical_data_size"].append({"where": dict(zip(others, values)), **res})
-    fields = [f for f in ("lr", "weight_decay") if f in varying_fields(runs)]
+    fields = [f for f in ("lr", "weight_decay") if f in varying]
     trans = runs[runs["transitions"]]
     if fields and len(trans):
-        out["temperature"] = physics.temperature_fits(trans, fields)
+        out["temperature"] = physics.temperature_fits(trans, fields, varying)
     sets = [a.rd.events().get("key_frequencies") for a in sweep.transitions]
     if any(s is not None for s in sets):
         out["polymorphs"] = physics.polymorph_census([s for s in sets if s is not None])

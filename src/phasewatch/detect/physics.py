@@ -8,8 +8,13 @@ the time to transition, and the census of circuits ("polymorphs") across seeds.
   author's code gives the fraction 2.7482·ln M / M for modulus M.
 * Temperature view (the crystallization picture): time to transition t (onset − start,
   steps) against learning rate and weight decay. Two fits per hyperparameter x, each
-  with a 95% bootstrap interval of its exponent: a power law ln t = a + b·ln x (Omnigrok:
-  t ∝ 1/weight decay, b ≈ −1) and an Arrhenius form ln t = a + b/x (x as temperature).
+  with a 95% bootstrap interval of its exponent: a power law ln t = a_g + b·ln x (Omnigrok:
+  t ∝ 1/weight decay, b ≈ −1) and an Arrhenius form ln t = a_g + b/x (x as temperature).
+  The intercept a_g is fitted per setting g of the sweep's *other* varying fields (fixed
+  effects), so b is estimated within settings: in a sweep where small training fractions
+  (slow to generalise) were only run at some weight decays, a pooled fit would credit
+  the data size's effect to the weight decay. Settings with a single value of x carry
+  no information on b and are left out.
 * Polymorphs: the set of key frequencies of each transitioning grokking run (Nanda et
   al. 2023): how many distinct sets occur across seeds and how often each frequency does.
 """
@@ -90,46 +95,71 @@ def critical_data_size(runs: pd.DataFrame, modulus: int | None, *, seed: int = 0
     }
 
 
-def _fit(u: np.ndarray, t: np.ndarray, *, seed: int) -> dict[str, Any]:
-    """OLS of ln t on u with a bootstrap 95% interval of the slope."""
+def _fit(u: np.ndarray, t: np.ndarray, groups: np.ndarray, *, seed: int) -> dict[str, Any]:
+    """OLS of ln t on u with one intercept per group, and a bootstrap 95% interval of the
+    slope (resampling runs; resamples whose design is rank-deficient are skipped)."""
     lt = np.log(t)
-    slope, intercept = np.polyfit(u, lt, 1)
+    codes = pd.factorize(groups)[0]
+    k = codes.max() + 1
+
+    def slope_and_effects(rows: np.ndarray) -> np.ndarray | None:
+        x = np.column_stack([u[rows], np.eye(k)[codes[rows]]])
+        used = x.any(axis=0)
+        used[0] = True
+        coef, _, rank, _ = np.linalg.lstsq(x[:, used], lt[rows], rcond=None)
+        return coef if rank == used.sum() else None
+
+    coef = slope_and_effects(np.arange(len(u)))
     rng = np.random.default_rng(seed)
     boots = []
     for _ in range(BOOTSTRAP):
-        i = rng.integers(0, len(u), len(u))
-        if np.ptp(u[i]) > 0:
-            boots.append(np.polyfit(u[i], lt[i], 1)[0])
+        b = slope_and_effects(rng.integers(0, len(u), len(u)))
+        if b is not None:
+            boots.append(b[0])
+    sizes = np.bincount(codes)
     return {
-        "exponent": float(slope),
-        "intercept": float(intercept),
+        "exponent": float(coef[0]),
+        # the count-weighted mean of the per-setting intercepts a_g
+        "intercept": float(np.average(coef[1:], weights=sizes)),
         "ci95": [float(np.percentile(boots, 2.5)), float(np.percentile(boots, 97.5))],
         "n": len(u),
+        "settings": int(k),
     }
 
 
-def temperature_fits(runs: pd.DataFrame, fields: list[str], *, seed: int = 0) -> dict:
+def temperature_fits(
+    runs: pd.DataFrame, fields: list[str], controls: list[str] = (), *, seed: int = 0
+) -> dict:
     """Power-law and Arrhenius fits of the time to transition against each field.
 
     Args:
-        runs: transition runs with a column ``time_to_transition`` (steps) and ``fields``.
-        fields: hyperparameters to fit against (those with >= 2 distinct positive values
-            over >= 3 runs are used; the others are skipped).
+        runs: transition runs with a column ``time_to_transition`` (steps), ``fields`` and
+            ``controls``.
+        fields: hyperparameters to fit against; a field is fitted when some setting of the
+            other controls has >= 2 distinct positive values of it and >= 3 such runs exist.
+        controls: the sweep's varying fields; for each fitted field the others get one
+            intercept per setting (see the module docstring).
 
     Returns:
-        ``{field: {"power_law": fit, "arrhenius": fit}}``; a fit has ``exponent`` (b),
-        ``intercept`` (a), ``ci95`` of b and ``n``.
+        ``{field: {"power_law": fit, "arrhenius": fit, "controls": [...]}}``; a fit has
+        ``exponent`` (b), ``intercept`` (a, the count-weighted mean over settings),
+        ``ci95`` of b, ``n`` (runs used) and ``settings`` (their number).
     """
     out = {}
     for f in fields:
-        d = runs[(runs[f] > 0) & (runs["time_to_transition"] > 0)]
-        if d[f].nunique() < 2 or len(d) < 3:
+        others = [c for c in controls if c != f]
+        d = runs[(runs[f] > 0) & (runs["time_to_transition"] > 0)].reset_index(drop=True)
+        key = d[others].astype(str).agg("|".join, axis=1) if others else pd.Series("", d.index)
+        d = d[d.groupby(key)[f].transform("nunique") >= 2]
+        if len(d) < 3:
             continue
+        groups = key[d.index].to_numpy()
         x = d[f].to_numpy(dtype=float)
         t = d["time_to_transition"].to_numpy(dtype=float)
         out[f] = {
-            "power_law": _fit(np.log(x), t, seed=seed),
-            "arrhenius": _fit(1.0 / x, t, seed=seed),
+            "power_law": _fit(np.log(x), t, groups, seed=seed),
+            "arrhenius": _fit(1.0 / x, t, groups, seed=seed),
+            "controls": others,
         }
     return out
 

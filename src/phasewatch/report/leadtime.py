@@ -116,7 +116,9 @@ def _temperature_html(fits: dict[str, Any], runs: pd.DataFrame) -> list[str]:
             f"<li><code>{html.escape(field)}</code>: t ∝ {field}^b with b = "
             f"{pl['exponent']:.2f} (95% CI {pl['ci95'][0]:.2f}…{pl['ci95'][1]:.2f}, "
             f"n = {pl['n']}); Arrhenius ln t = a + b/{field}: b = {ar['exponent']:.3g} "
-            f"(95% CI {ar['ci95'][0]:.3g}…{ar['ci95'][1]:.3g})</li>"
+            f"(95% CI {ar['ci95'][0]:.3g}…{ar['ci95'][1]:.3g}); one intercept per setting of "
+            f"{html.escape(', '.join(f.get('controls', [])) or 'nothing else')} "
+            f"({pl.get('settings', 1)} settings)</li>"
         )
         trans = runs[runs["transitions"]]
         fig = go.Figure(go.Scatter(x=trans[field], y=trans["time_to_transition"], mode="markers"))
