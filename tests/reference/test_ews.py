@@ -115,6 +115,51 @@ def test_warnings_are_causal():
         assert wa == wb
 
 
+def _detect_series(t: int, future: str) -> dict[str, pd.Series]:
+    """Three series of a 500-step run logged every step; what follows step t is ``future``:
+    ``same``, ``changed`` (a: within a decade → spans decades; b: spans decades → crosses
+    <= 0; c: constant → noisy) or ``stopped`` (the run ends at t)."""
+    rng = np.random.default_rng(3)
+    steps = np.arange(N)
+    a = 1.5 + 0.1 * _ramp(7)  # positive, within one decade
+    b = 10.0 ** (np.linspace(0, 15, N) + 0.05 * rng.normal(size=N))  # 3 decades by point 100
+    c = np.full(N, 0.25)  # a setting, e.g. llc/nbeta
+    if future == "changed":
+        a[t + 1 :] *= 1e4
+        b[t + 1 :] = -1.0 - rng.random(N - t - 1)
+        c[t + 1 :] += rng.normal(size=N - t - 1)
+    keep = steps <= t if future == "stopped" else steps >= 0
+    return {k: pd.Series(v[keep], index=steps[keep]) for k, v in {"a": a, "b": b, "c": c}.items()}
+
+
+def test_detect_decides_scale_constancy_and_surrogate_length_causally():
+    """``detect``'s per-series decisions (log10 scale, constant-series skip, surrogate
+    length) come from the burn-in and the planned length: scores, thresholds and warnings up
+    to t are the same whether the series go on unchanged, change scale after t, or stop."""
+    from phasewatch.detect.run import DetectConfig, series_scores
+
+    cfg, t = DetectConfig(window_frac=0.1, surrogates=50), 300
+    runs = {f: series_scores(_detect_series(t, f), N, 0, cfg) for f in ("same", "changed")}
+    runs["stopped"] = series_scores(_detect_series(t, "stopped"), N, 0, cfg)
+    ref = runs["same"]
+    assert set(ref) == {"a", "b"}  # c is constant over its burn-in: skipped in every future
+    for future, got in runs.items():
+        assert set(got) == set(ref), future
+        for key, ss in ref.items():
+            upto = ss.steps <= t
+            for name, v in ss.scores.items():
+                np.testing.assert_array_equal(got[key].scores[name][: upto.sum()], v[upto])
+    for future, got in runs.items():
+        for key, ss in ref.items():
+            th, th_ref = got[key].surrogate_thresholds(), ss.surrogate_thresholds()
+            assert th == th_ref, (future, key)
+            for name in ews.INDICATORS:
+                tau_ref, tau = ss.scores[f"tau_{name}"], got[key].scores[f"tau_{name}"]
+                w_ref = ews.first_warning(ss.steps, tau_ref, th_ref[name], until=t)
+                assert ews.first_warning(got[key].steps, tau, th[name], until=t) == w_ref
+    assert ref["b"].plan.log10 and not ref["a"].plan.log10
+
+
 def test_calibrate_keeps_the_in_sample_false_alarm_rate_at_most_alpha():
     null = np.linspace(-1, 1, 50)
     for alpha in (0.02, 0.1, 0.3):

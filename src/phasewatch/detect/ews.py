@@ -188,12 +188,18 @@ def ar1_surrogates(
 
 
 def surrogate_thresholds(
-    x: Float[np.ndarray, " n"], cfg: EWSConfig, *, seed: int = 0
+    x: Float[np.ndarray, " k"], cfg: EWSConfig, *, n: int | None = None, seed: int = 0
 ) -> dict[str, float]:
     """θ per indicator from AR(1) surrogates fitted to the burn-in residuals of ``x``
-    (its first ``cfg.burn_in`` points), so thresholds depend on no later data."""
+    (its first ``cfg.burn_in`` points), so thresholds depend on no later data.
+
+    Args:
+        n: surrogate length in points; pass the *planned* length of the series (known
+            before it is logged) so θ does not depend on how long it actually ran.
+            Default ``len(x)``.
+    """
     res = causal_residuals(x[None, : cfg.burn_in], cfg.detrend)[0]
-    sur = ar1_surrogates(res, len(x), cfg.surrogates, seed=seed)
+    sur = ar1_surrogates(res, len(x) if n is None else n, cfg.surrogates, seed=seed)
     sc = scores(sur, cfg)
     return {name: calibrate(max_score(sc[f"tau_{name}"]), cfg.alpha) for name in INDICATORS}
 

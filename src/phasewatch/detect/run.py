@@ -9,6 +9,17 @@ converted to logged points per series: known before training starts, so no warni
 depends on how long the run actually went on. The analysis of every series starts at the
 run's ``start`` event (grokking: memorisation), itself decided causally when it happens:
 the memorisation transient would otherwise dominate every indicator.
+
+**Per-series decisions are causal too** (:class:`SeriesPlan`, :func:`plan_series`). What
+the analysis of a series needs to decide — its logging interval (hence the window in
+points), whether it is analysed on a log10 scale, whether it is skipped as constant (a
+setting such as ``llc/nbeta``) and how long its AR(1) surrogates are — is decided from its
+first points only: the interval from the first ``SPACING_POINTS`` logged steps, scale and
+constancy from the burn-in (the points before the first indicator value, the same points
+the surrogates are fitted to), and the surrogate length from the *planned* run, not the
+observed one. A warning at step t therefore depends on no value logged after t. A series
+analysed on log10 whose later values reach <= 0 has NaN there (no indicator, no warning on
+windows that contain them).
 """
 
 from __future__ import annotations
@@ -51,22 +62,84 @@ class DetectConfig:
         require(0 < self.alpha < 1, "alpha", "a float in (0, 1)", self.alpha)
 
     def ews_for(self, s: pd.Series, planned_steps: int) -> ews.EWSConfig:
-        """Point-based windows for a series logged every ``median(diff(step))`` steps."""
-        spacing = float(np.median(np.diff(s.index.to_numpy()))) if len(s) > 1 else 1.0
-        w = max(4, int(round(self.window_frac * planned_steps / max(spacing, 1.0))))
+        """Point-based windows for a series logged every ``spacing(steps)`` steps."""
+        w = max(4, int(round(self.window_frac * planned_steps / spacing(s.index.to_numpy()))))
         return ews.EWSConfig(
             window=w, detrend=w, min_points=w, alpha=self.alpha, surrogates=self.surrogates
         )
 
 
+SPACING_POINTS = 6  # logged points whose median step gap is a series' logging interval
+
+
+def spacing(steps: np.ndarray) -> float:
+    """Logging interval in steps: the median gap of the first ``SPACING_POINTS`` steps
+    (>= 1; 1 for a single point). Every scored series has more points than that."""
+    head = np.asarray(steps)[:SPACING_POINTS]
+    return max(float(np.median(np.diff(head))), 1.0) if len(head) > 1 else 1.0
+
+
+@dataclass(frozen=True)
+class SeriesPlan:
+    """How one series is analysed, decided from its first points only (module docstring).
+
+    Attributes:
+        cfg: indicator windows in points (from the first ``SPACING_POINTS`` steps).
+        log10: analyse log10 of the values (the burn-in is positive and spans > 2 decades).
+        planned_points: points the series has at the planned end of the run at its logging
+            interval (at least ``burn_in + min_points``): the length of its surrogates.
+    """
+
+    cfg: ews.EWSConfig
+    log10: bool
+    planned_points: int
+
+    def transform(self, values: np.ndarray) -> np.ndarray:
+        """The values the indicators see: log10 (NaN where <= 0) or as they are."""
+        x = np.asarray(values, dtype=float)
+        if not self.log10:
+            return x
+        with np.errstate(divide="ignore", invalid="ignore"):
+            return np.where(x > 0, np.log10(np.where(x > 0, x, 1.0)), np.nan)
+
+
+def plan_series(
+    steps: np.ndarray, values: np.ndarray, planned: int, cfg: DetectConfig
+) -> SeriesPlan | None:
+    """The :class:`SeriesPlan` of a series (logged from the analysis start on), or None if it
+    is skipped: fewer points than its burn-in, or a constant burn-in.
+
+    Reads ``steps[:SPACING_POINTS]`` and ``values[:burn_in]`` only.
+    """
+    steps = np.asarray(steps)
+    c = cfg.ews_for(pd.Series(values[:SPACING_POINTS], index=steps[:SPACING_POINTS]), planned)
+    burn = np.asarray(values[: c.burn_in], dtype=float)
+    if len(burn) < c.burn_in or burn.max() == burn.min():
+        return None
+    points = int((planned - steps[0]) // spacing(steps)) + 1
+    return SeriesPlan(c, scale_for(burn) == "log10", max(points, c.burn_in + c.min_points))
+
+
 @dataclass
 class SeriesScores:
-    """The causal indicators of one series (arrays aligned with ``steps``)."""
+    """The causal indicators of one series (arrays aligned with ``steps``).
+
+    Attributes:
+        values: the analysed values (after the plan's transform).
+        plan: the series' :class:`SeriesPlan` (None only for callers that build scores by
+            hand; surrogate thresholds then use the observed length).
+    """
 
     steps: np.ndarray
     values: np.ndarray
     scores: dict[str, np.ndarray]
     cfg: ews.EWSConfig
+    plan: SeriesPlan | None = None
+
+    def surrogate_thresholds(self, *, seed: int = 0) -> dict[str, float]:
+        """θ per indicator from AR(1) surrogates of the burn-in, as long as the planned run."""
+        n = self.plan.planned_points if self.plan is not None else len(self.values)
+        return ews.surrogate_thresholds(self.values, self.cfg, n=n, seed=seed)
 
 
 def start_step(rd: RunDir, cfg: DetectConfig) -> int:
@@ -77,20 +150,20 @@ def start_step(rd: RunDir, cfg: DetectConfig) -> int:
 
 def series_scores(series: dict[str, pd.Series], planned: int, start: int, cfg: DetectConfig):
     """:class:`SeriesScores` of every series from ``start`` on (series too short for their
-    windows, and constant ones such as the setting ``llc/nbeta``, are skipped)."""
+    windows, and those constant over their burn-in such as the setting ``llc/nbeta``, are
+    skipped; see :func:`plan_series`)."""
     out = {}
     for key, s in series.items():
         s = s[s.index >= start]
-        if s.empty or s.max() == s.min():
+        if s.empty:
             continue
-        c = cfg.ews_for(s, planned)
-        if len(s) < c.burn_in + c.min_points:
+        steps, raw = s.index.to_numpy(), s.to_numpy(dtype=float)
+        plan = plan_series(steps, raw, planned, cfg)
+        if plan is None or len(s) < plan.cfg.burn_in + plan.cfg.min_points:
             continue
-        x = s.to_numpy(dtype=float)
-        if scale_for(x) == "log10":
-            x = np.log10(x)
-        sc = {k: v[0] for k, v in ews.scores(x[None], c).items()}
-        out[key] = SeriesScores(s.index.to_numpy(), x, sc, c)
+        x = plan.transform(raw)
+        sc = {k: v[0] for k, v in ews.scores(x[None], plan.cfg).items()}
+        out[key] = SeriesScores(steps, x, sc, plan.cfg, plan)
     return out
 
 
@@ -204,8 +277,7 @@ def detect(rd: RunDir, target: Target, cfg: DetectConfig | None = None) -> dict[
 
 
 def write_with_surrogates(an: RunAnalysis, cfg: DetectConfig) -> dict[str, Any]:
-    """:func:`write_detect` with thresholds from AR(1) surrogates of each series' burn-in."""
-    thresholds = {
-        key: ews.surrogate_thresholds(ss.values, ss.cfg, seed=0) for key, ss in an.scored.items()
-    }
+    """:func:`write_detect` with thresholds from AR(1) surrogates of each series' burn-in
+    (as long as the planned run: :meth:`SeriesScores.surrogate_thresholds`)."""
+    thresholds = {key: ss.surrogate_thresholds(seed=0) for key, ss in an.scored.items()}
     return write_detect(an, thresholds, cfg, "AR(1) surrogates of each series' burn-in")
