@@ -17,6 +17,12 @@ or AR(1) surrogates) — never a fixed magic number.
 3. τ_t: Kendall's τ between the indicator values up to t and time (τ-a, exact for
    untied values), defined once ``min_points`` indicator values exist.
 
+**Every value is a fixed function of its own window.** Window sums are accumulated in a
+fixed order (:func:`window_sum`) and τ from exact integer pair counts, so the value at t is
+bit-for-bit the same whether it is computed on the whole series, on a prefix, or on the
+last window alone: :mod:`.online` computes the same indicators point by point during
+training and gets exactly the warnings ``detect`` finds afterwards.
+
 We compute these in NumPy on batches of series because threshold calibration runs the
 same pipeline on hundreds of surrogate or null series: ewstools' rolling ``apply`` takes
 ~30 ms per 100-point series, which alone would exceed ``detect``'s budget of one minute
@@ -25,11 +31,11 @@ for a 50-run sweep.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
 from jaxtyping import Float
-from numpy.lib.stride_tricks import sliding_window_view
 
 from phasewatch.config import require
 
@@ -67,6 +73,26 @@ class EWSConfig:
         return self.detrend + self.window - 1
 
 
+def window_sum(terms: Iterable[np.ndarray]) -> np.ndarray:
+    """Σ_k terms[k], added left to right in this fixed order, whatever the arrays' shape.
+
+    numpy's own reductions may sum pairwise or along another axis depending on the shape,
+    which would make a window's value depend on the length of the series around it.
+    """
+    it = iter(terms)
+    acc = np.array(next(it), dtype=float, copy=True)
+    for t in it:
+        acc += t
+    return acc
+
+
+def _columns(x: np.ndarray, width: int) -> list[np.ndarray]:
+    """Element k of every trailing window of ``width`` points: ``x[:, k : k + n − width + 1]``
+    (contiguous slices; column j of each is the window ending at point j + width − 1)."""
+    span = x.shape[-1] - width + 1
+    return [x[:, k : k + span] for k in range(width)]
+
+
 def causal_residuals(x: Float[np.ndarray, "batch n"], detrend: int) -> Float[np.ndarray, "batch n"]:
     """x_t minus the least-squares line through x[t−detrend+1 .. t], evaluated at t.
 
@@ -76,11 +102,11 @@ def causal_residuals(x: Float[np.ndarray, "batch n"], detrend: int) -> Float[np.
     out = np.full_like(x, np.nan)
     if x.shape[-1] < detrend:
         return out
-    win = sliding_window_view(x, detrend, axis=-1)  # (B, n − d + 1, d)
+    cols = _columns(x, detrend)  # d × (B, n − d + 1)
     u = np.arange(detrend) - (detrend - 1) / 2
-    mean = win.mean(-1)
-    slope = ((win - mean[..., None]) * u).sum(-1) / (u**2).sum()
-    out[:, detrend - 1 :] = win[..., -1] - (mean + slope * u[-1])
+    mean = window_sum(cols) / detrend
+    slope = window_sum((c - mean) * uk for c, uk in zip(cols, u)) / (u**2).sum()
+    out[:, detrend - 1 :] = cols[-1] - (mean + slope * u[-1])
     return out
 
 
@@ -95,14 +121,40 @@ def rolling_indicators(
     var = np.full_like(r, np.nan)
     ac1 = np.full_like(r, np.nan)
     if r.shape[-1] >= window:
-        win = sliding_window_view(r, window, axis=-1)  # (B, n − w + 1, w)
-        var[:, window - 1 :] = win.var(-1, ddof=1)
-        a, b = win[..., :-1], win[..., 1:]
-        a = a - a.mean(-1, keepdims=True)
-        b = b - b.mean(-1, keepdims=True)
+        cols = _columns(r, window)  # w × (B, n − w + 1)
+        mean = window_sum(cols) / window
+        var[:, window - 1 :] = window_sum((c - mean) * (c - mean) for c in cols) / (window - 1)
+        a, b = cols[:-1], cols[1:]
+        ma, mb = window_sum(a) / (window - 1), window_sum(b) / (window - 1)
+        sab = window_sum((x - ma) * (y - mb) for x, y in zip(a, b))
+        saa = window_sum((x - ma) * (x - ma) for x in a)
+        sbb = window_sum((y - mb) * (y - mb) for y in b)
         with np.errstate(invalid="ignore", divide="ignore"):
-            ac1[:, window - 1 :] = (a * b).sum(-1) / np.sqrt((a**2).sum(-1) * (b**2).sum(-1))
+            ac1[:, window - 1 :] = sab / np.sqrt(saa * sbb)
     return {"variance": var, "ac1": ac1}
+
+
+def pair_counts(y: Float[np.ndarray, "batch n"], first: int = 0) -> Float[np.ndarray, "batch m"]:
+    """S_j − S_{j−1} = Σ_{i<j} sign(y_j − y_i) over valid (finite) pairs, for j >= ``first``
+    (integers held exactly in float64). Columns before ``first`` are not computed."""
+    y = np.atleast_2d(y)
+    valid = np.isfinite(y)
+    z = np.where(valid, y, 0.0)
+    contrib = np.zeros((y.shape[0], y.shape[-1] - first))
+    for j in np.flatnonzero(valid[:, first:].any(0)) + first:  # O(B·n²) work, O(B·n) memory
+        pair = np.sign(z[:, j : j + 1] - z[:, :j]) * valid[:, :j]
+        contrib[:, j - first] = pair.sum(1) * valid[:, j]
+    return contrib
+
+
+def tau_from_counts(
+    s: Float[np.ndarray, "batch n"], m: np.ndarray, valid: np.ndarray, min_points: int
+) -> Float[np.ndarray, "batch n"]:
+    """τ-a = S / C(m, 2) from running pair sums S and valid counts m (NaN before
+    ``min_points`` valid values or where the value itself is invalid)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tau = s / (m * (m - 1) / 2)
+    return np.where((m >= min_points) & valid, tau, np.nan)
 
 
 def expanding_tau(y: Float[np.ndarray, "batch n"], min_points: int) -> Float[np.ndarray, "batch n"]:
@@ -112,16 +164,9 @@ def expanding_tau(y: Float[np.ndarray, "batch n"], min_points: int) -> Float[np.
     """
     y = np.atleast_2d(y)
     valid = np.isfinite(y)
-    z = np.where(valid, y, 0.0)
-    contrib = np.zeros(y.shape)  # (B, n): Σ_{i<j} sign(y_j − y_i) over valid pairs
-    for j in np.flatnonzero(valid.any(0)):  # O(B·n²) work in O(B·n) memory
-        pair = np.sign(z[:, j : j + 1] - z[:, :j]) * valid[:, :j]
-        contrib[:, j] = pair.sum(1) * valid[:, j]
-    s = np.cumsum(contrib, -1)
+    s = np.cumsum(pair_counts(y), -1)
     m = np.cumsum(valid, -1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        tau = s / (m * (m - 1) / 2)
-    return np.where((m >= min_points) & valid, tau, np.nan)
+    return tau_from_counts(s, m, valid, min_points)
 
 
 def scores(

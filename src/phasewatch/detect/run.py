@@ -63,7 +63,11 @@ class DetectConfig:
 
     def ews_for(self, s: pd.Series, planned_steps: int) -> ews.EWSConfig:
         """Point-based windows for a series logged every ``spacing(steps)`` steps."""
-        w = max(4, int(round(self.window_frac * planned_steps / spacing(s.index.to_numpy()))))
+        return self.ews_for_steps(s.index.to_numpy(), planned_steps)
+
+    def ews_for_steps(self, steps: np.ndarray, planned_steps: int) -> ews.EWSConfig:
+        """:meth:`ews_for` from the logged steps alone (only the first few are read)."""
+        w = max(4, int(round(self.window_frac * planned_steps / spacing(steps))))
         return ews.EWSConfig(
             window=w, detrend=w, min_points=w, alpha=self.alpha, surrogates=self.surrogates
         )
@@ -112,7 +116,7 @@ def plan_series(
     Reads ``steps[:SPACING_POINTS]`` and ``values[:burn_in]`` only.
     """
     steps = np.asarray(steps)
-    c = cfg.ews_for(pd.Series(values[:SPACING_POINTS], index=steps[:SPACING_POINTS]), planned)
+    c = cfg.ews_for_steps(steps[:SPACING_POINTS], planned)
     burn = np.asarray(values[: c.burn_in], dtype=float)
     if len(burn) < c.burn_in or burn.max() == burn.min():
         return None
