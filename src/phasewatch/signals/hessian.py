@@ -7,7 +7,11 @@ full reorthogonalisation (its Ritz values converge to the extremes first), the t
 from Hutchinson's estimator with a standard error, and the spectral density from
 stochastic Lanczos quadrature (Ghorbani, Krishnan & Xiao 2019, §2.2), the first SLQ run
 being the same Lanczos run. PyHessian is not used (its PyPI release calls the removed
-``torch.eig``; see references.md).
+``torch.eig``; see references.md). Why our own Lanczos (``signals/linalg.py``, tested on
+explicit matrices with known spectra) rather than ``scipy.sparse.linalg.eigsh``: ARPACK
+returns eigenpairs but not the Lanczos tridiagonal that SLQ's quadrature needs, so
+eigsh would cost a second Krylov run per checkpoint for the density; curvlinops offers
+the operator (which double backpropagation gives us in a few lines) but not SLQ.
 
 Keys (units: nats per parameter², the Hessian of the mean loss per sample):
     ``hessian/top_eig/<i>`` (i = 0 is the largest), ``hessian/min_eig``,
