@@ -10,8 +10,8 @@ being the same Lanczos run. PyHessian is not used (its PyPI release calls the re
 ``torch.eig``; see references.md). Why our own Lanczos (``signals/linalg.py``, tested on
 explicit matrices with known spectra) rather than ``scipy.sparse.linalg.eigsh``: ARPACK
 returns eigenpairs but not the Lanczos tridiagonal that SLQ's quadrature needs, so
-eigsh would cost a second Krylov run per checkpoint for the density; curvlinops offers
-the operator (which double backpropagation gives us in a few lines) but not SLQ.
+eigsh would cost a second Krylov run per checkpoint for the density; here one run
+serves the top-k eigenvalues and the first SLQ sample.
 
 Keys (units: nats per parameter², the Hessian of the mean loss per sample):
     ``hessian/top_eig/<i>`` (i = 0 is the largest), ``hessian/min_eig``,
