@@ -87,6 +87,10 @@ def read_signals_json(run: RunDir) -> dict[str, Any]:
 def build_task(run: RunDir) -> Any:
     """The run's task rebuilt from ``config.json`` (weights are then loaded per checkpoint)."""
     cfg = run.config()
+    if cfg["phenomenon"] == "watch":  # a user's own model, stored by phasewatch.Watcher
+        from phasewatch.watch_probe import load_task
+
+        return load_task(run)
     phen = phenomena.get(cfg["phenomenon"])
     task_cfg = from_dict(phen.config_cls, cfg["task"], where="config.json task")
     train_cfg = from_dict(TrainConfig, cfg["train"], where="config.json train")
@@ -123,7 +127,9 @@ def make_probe(
     inputs = get_inputs(step) if callable(get_inputs) else None
     if inputs is not None and not isinstance(inputs, tuple):
         inputs = (inputs,)
-    if ps is not None:
+    if getattr(task, "probe_size", None):
+        n = int(task.probe_size)
+    elif ps is not None:
         with torch.no_grad():
             n = int(ps().shape[0])
     elif inputs is not None:
@@ -188,21 +194,45 @@ class _threads:
 
 
 def measure_step(
-    path: str, step: int, previous_step: int | None, jobs: list[tuple[str, dict[str, Any]]]
+    path: str,
+    step: int,
+    previous_step: int | None,
+    jobs: list[tuple[str, dict[str, Any]]],
+    errors: dict[str, str] | None = None,
 ) -> StepResult:
-    """Run ``jobs`` (signal name, settings fields) on checkpoint ``step`` of run ``path``."""
+    """Run ``jobs`` (signal name, settings fields) on checkpoint ``step`` of run ``path``
+    (see :func:`measure_probe` for ``errors``)."""
     run = RunDir(path)
     task = _task_for(path)
     task.model.load_state_dict(run.load_checkpoint(step))
     prev = run.load_checkpoint(previous_step) if previous_step is not None else None
     probe = make_probe(task, step, prev, previous_step)
+    return measure_probe(probe, jobs, errors=errors)
+
+
+def measure_probe(
+    probe: Probe, jobs: list[tuple[str, dict[str, Any]]], *, errors: dict[str, str] | None = None
+) -> StepResult:
+    """Run ``jobs`` (signal name, settings fields) on ``probe`` at ``probe.step``.
+
+    Args:
+        errors: if given, a signal that raises is recorded as ``errors[name] = message``
+            and the others go on; if None, the exception propagates.
+    """
+    step = probe.step
     out = StepResult(step)
     for name, fields in jobs:
         spec = base.get(name)
         settings = spec.settings(fields)
         h = settings_hash(name, settings)
         gen = step_generator(getattr(settings, "seed", 0), step)
-        m = spec.run(probe, settings, generator=gen)
+        try:
+            m = spec.run(probe, settings, generator=gen)
+        except Exception as e:
+            if errors is None:
+                raise
+            errors[name] = f"{type(e).__name__}: {e}"
+            continue
         out.rows += [(step, k, float(v), name, h) for k, v in m.values.items()]
         for tname, df in m.tables.items():
             out.tables[tname] = df.assign(step=step, settings=h)
@@ -230,7 +260,7 @@ def select_steps(steps: Sequence[int], every: int, only: Iterable[int] | None = 
     return chosen
 
 
-def _resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[str, Any]:
+def resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[str, Any]:
     specs = [base.get(n) for n in dict.fromkeys(signals)]
     settings = dict(settings or {})
     extra = sorted(set(settings) - {s.name for s in specs})
@@ -242,7 +272,7 @@ def _resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[st
     return {s.name: s.settings(settings.get(s.name)) for s in specs}
 
 
-class _Store:
+class SignalStore:
     """Accumulates results and rewrites ``signals.parquet``/``signals.json``/tables atomically."""
 
     def __init__(self, run: RunDir, resolved: dict[str, Any]) -> None:
@@ -315,7 +345,7 @@ def measure(
     require(every >= 1, "every", "an integer >= 1", every)
     require(workers >= 1, "workers", "an integer >= 1", workers)
     require(threads >= 1, "threads", "an integer >= 1", threads)
-    resolved = _resolve(signals, settings)
+    resolved = resolve(signals, settings)
     rd = open_run(run)
     all_steps = rd.checkpoint_steps()
     if not all_steps:
@@ -323,7 +353,7 @@ def measure(
             f"{rd.path}: no checkpoints to measure (checkpoints/step_*.safetensors); "
             "train the run first or check --checkpoint-every"
         )
-    store = _Store(rd, resolved)
+    store = SignalStore(rd, resolved)
     fields = {n: dataclasses.asdict(s) for n, s in resolved.items()}
     hashes = {n: settings_hash(n, s) for n, s in resolved.items()}
     todo = []
