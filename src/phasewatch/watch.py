@@ -178,6 +178,7 @@ class Watcher:
         self.user_seconds, self._last_return, self.closed = 0.0, None, False
         self._timed = 0.0
         self._logged: set[str] = set()
+        self._unstored: list[runner.StepResult] = []
         self._prev: tuple[int, dict[str, torch.Tensor]] | None = None
         self._bg_prev: int | None = None
         self.background = background and bool(set(self.resolved) & EXPENSIVE)
@@ -358,7 +359,7 @@ class Watcher:
                 )
         if not res.rows:
             return
-        self.store.add(res)
+        self._unstored.append(res)  # written to signals.parquet at the next flush
         if self.detector is not None:
             self.detector.add(res.step, {r[1]: r[2] for r in res.rows})
 
@@ -390,6 +391,8 @@ class Watcher:
             self._merge(r["result"], r["errors"])
 
     def _flush(self, status: str) -> None:
+        self.store.add_many(self._unstored)
+        self._unstored = []
         self.rd.write_metrics(tidy(self.rows))
         self.rd.set_status(status, self.last_step or 0)
 

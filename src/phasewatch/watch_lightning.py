@@ -11,9 +11,10 @@ The Watcher is created at ``on_train_start`` with the LightningModule and the pl
 steps (``trainer.max_steps``, else ``trainer.estimated_stepping_batches``), steps after
 every training batch (step = ``trainer.global_step``, the optimiser updates so far) with
 the logged ``trainer.callback_metrics`` (``self.log("train/loss", ...)`` keys as they are)
-every ``log_every_n_steps`` steps, and is closed at ``on_train_end``. ``loss_fn(module, batch)`` is required by the signals
-that use the probe batch (a LightningModule's ``training_step`` cannot run outside the
-loop). Needs the optional extra ``phasewatch[lightning]``.
+every ``log_every_n_steps`` steps, and is closed at ``on_train_end``.
+``loss_fn(module, batch)`` is required by the signals that use the probe batch (a
+LightningModule's ``training_step`` cannot run outside the loop). Needs the optional
+extra ``phasewatch[lightning]``.
 
 Raises:
     MissingDependency: on import, if ``lightning`` is not installed.

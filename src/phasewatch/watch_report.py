@@ -19,7 +19,6 @@ from phasewatch.detect.run import RunAnalysis, write_detect
 from phasewatch.detect.transitions import onsets, run_series
 from phasewatch.signals.runner import read_signals
 from phasewatch.store.atomic import write_json
-from phasewatch.store.run import tidy
 
 if TYPE_CHECKING:
     from phasewatch.watch import Watcher
@@ -52,7 +51,7 @@ def write_detect_block(w: Watcher) -> dict[str, Any]:
 
 def close_run(w: Watcher, t0: float) -> dict[str, Any]:
     """Write the run directory's final files (``Watcher.close``'s work); return the watch block."""
-    w.rd.write_metrics(tidy(w.rows))
+    w._flush("running")
     cfg = w.rd.config()
     if cfg["train"]["steps"] is None:  # detect needs a length: the steps actually watched
         cfg["train"]["steps"] = (w.last_step or 0) + 1

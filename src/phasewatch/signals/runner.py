@@ -288,7 +288,14 @@ class SignalStore:
         t = self.table
         return bool(((t["step"] == step) & (t["signal"] == name) & (t["settings"] == h)).any())
 
-    def add(self, res: StepResult) -> None:
+    def add_many(self, results: list[StepResult]) -> None:
+        """:meth:`add` several results, writing the files once."""
+        for res in results:
+            self.add(res, write=False)
+        if results:
+            self._write()
+
+    def add(self, res: StepResult, *, write: bool = True) -> None:
         measured = {r[3] for r in res.rows}
         t = self.table
         keep = ~((t["step"] == res.step) & t["signal"].isin(measured))
@@ -305,6 +312,10 @@ class SignalStore:
             if old is not None:
                 df = pd.concat([old[old["step"] != res.step], df], ignore_index=True)
             self.run.write_table(name, df)
+        if write:
+            self._write()
+
+    def _write(self) -> None:
         write_json(self.run.path / "signals.json", self.meta)
         write_parquet(self.run.path / "signals.parquet", self.table.reset_index(drop=True))
 
