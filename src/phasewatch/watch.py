@@ -56,7 +56,6 @@ from phasewatch.detect.online import EarlyWarning, OnlineDetector
 from phasewatch.detect.run import DetectConfig
 from phasewatch.detect.transitions import Target
 from phasewatch.signals import runner
-from phasewatch.store import RunDir
 from phasewatch.store.env import describe
 from phasewatch.store.run import create_run_at, tidy
 from phasewatch.watch_probe import LossFn, WatchedTask, save_probe
@@ -180,7 +179,6 @@ class Watcher:
         self._logged: set[str] = set()
         self._unstored: list[runner.StepResult] = []
         self._prev: tuple[int, dict[str, torch.Tensor]] | None = None
-        self._bg_prev: int | None = None
         self.background = background and bool(set(self.resolved) & EXPENSIVE)
         self.rd = create_run_at(self.out, self._config(config, model, params), describe("cpu"))
         self.store = runner.SignalStore(self.rd, self.resolved)
@@ -370,8 +368,7 @@ class Watcher:
     def _submit(self, step: int, names: list[str]) -> None:
         self._checkpoint(step)
         jobs = [(n, dataclasses.asdict(self.resolved[n])) for n in names]
-        self.worker.submit(step, self._bg_prev, jobs)
-        self._bg_prev = step
+        self.worker.submit(step, None, jobs)  # llc and hessian need no previous checkpoint
 
     def _collect_background(self, final: bool = False) -> None:
         if self.worker is None:
@@ -454,4 +451,4 @@ class Watcher:
         self.close()
 
 
-__all__ = ["Watcher", "EarlyWarning", "Target", "DetectConfig", "RunDir"]
+__all__ = ["DEFAULT_SIGNALS", "EXPENSIVE", "EarlyWarning", "Watcher"]
