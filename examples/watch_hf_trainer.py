@@ -20,6 +20,7 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
 from phasewatch.watch_hf import WatcherCallback
+from phasewatch.watch_probe import hf_loss
 
 
 def copy_data(n: int, half: int, vocab: int, seed: int) -> list[dict[str, torch.Tensor]]:
@@ -28,6 +29,16 @@ def copy_data(n: int, half: int, vocab: int, seed: int) -> list[dict[str, torch.
     first = torch.randint(0, vocab, (n, half), generator=g)
     ids = torch.cat([first, first], 1)  # (n, 2·half)
     return [{"input_ids": x, "labels": x.clone()} for x in ids]
+
+
+VOCAB, HALF = 32, 8
+
+
+def build() -> tuple[GPT2LMHeadModel, object]:
+    """The Watcher's factory: a 2-layer GPT-2 (d_model 32) and its own loss, for
+    ``phasewatch measure`` on the checkpoints."""
+    cfg = GPT2Config(vocab_size=VOCAB, n_positions=2 * HALF, n_embd=32, n_layer=2, n_head=2)
+    return GPT2LMHeadModel(cfg), hf_loss
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -43,12 +54,16 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> Path:
     args = parse(argv)
     torch.manual_seed(args.seed)
-    vocab, half = 32, 8
-    cfg = GPT2Config(vocab_size=vocab, n_positions=2 * half, n_embd=32, n_layer=2, n_head=2)
-    model = GPT2LMHeadModel(cfg)
-    data = copy_data(4096, half, vocab, args.seed)
+    model, _ = build()
+    data = copy_data(4096, HALF, VOCAB, args.seed)
     probe = {k: torch.stack([d[k] for d in data[:64]]) for k in ("input_ids", "labels")}
-    callback = WatcherCallback(args.out, probe_batch=probe, every=args.every, on_warning=print)
+    callback = WatcherCallback(
+        args.out,
+        probe_batch=probe,
+        every=args.every,
+        on_warning=print,
+        factory="watch_hf_trainer:build",
+    )
     with tempfile.TemporaryDirectory() as tmp:
         targs = TrainingArguments(
             output_dir=tmp,

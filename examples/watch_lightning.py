@@ -52,6 +52,11 @@ class Student(lightning.LightningModule):
         return torch.optim.AdamW(self.parameters(), lr=self.lr)
 
 
+def build(d: int = 16, classes: int = 4) -> tuple[nn.Module, object]:
+    """The Watcher's factory: model and loss for ``phasewatch measure`` on the checkpoints."""
+    return Student(d, classes), cross_entropy
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/watch-pl"))
@@ -73,6 +78,8 @@ def main(argv: list[str] | None = None) -> Path:
         loss_fn=cross_entropy,
         every=args.every,
         on_warning=print,
+        factory="watch_lightning:build",
+        factory_kwargs={"d": d, "classes": classes},
     )
     with tempfile.TemporaryDirectory() as tmp:
         trainer = lightning.Trainer(

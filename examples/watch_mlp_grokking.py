@@ -1,7 +1,8 @@
 """Watch a plain PyTorch training loop: an MLP grokking modular addition.
 
-    python examples/watch_mlp_grokking.py --out runs/watch-mlp
+    python examples/watch_mlp_grokking.py --out runs/watch-mlp --checkpoint-every 200
     phasewatch report runs/watch-mlp        # signals, early warnings, overhead
+    PYTHONPATH=examples phasewatch measure runs/watch-mlp --signals llc   # later, via build()
 
 A two-token embedding MLP learns (a + b) mod p from half of the pairs with full-batch
 AdamW and strong weight decay (it memorises in ~300 steps and generalises near step 1,500);
@@ -40,6 +41,12 @@ def make_model(p: int, d: int = 64, hidden: int = 256) -> nn.Module:
     )
 
 
+def build(p: int = 59) -> tuple[nn.Module, object]:
+    """The Watcher's factory: the model and loss ``phasewatch measure`` rebuilds later (it
+    loads each checkpoint's weights into the model)."""
+    return make_model(p), cross_entropy
+
+
 def parse(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=Path("runs/watch-mlp"))
@@ -53,6 +60,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--probe-size", type=int, default=256, help="training pairs in the probe")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--signals", default="geometry,gradients")
+    ap.add_argument("--checkpoint-every", type=int, default=None, help="save weights (steps)")
     ap.add_argument("--no-watch", action="store_true", help="train without the Watcher")
     return ap.parse_args(argv)
 
@@ -103,7 +111,10 @@ def main(argv: list[str] | None = None) -> Path | None:
         loss_fn=cross_entropy,
         on_warning=print,
         target=Target("val/acc", 0.99),
+        checkpoint_every=args.checkpoint_every,
         config=vars(args) | {"out": str(args.out)},
+        factory="watch_mlp_grokking:build",
+        factory_kwargs={"p": args.p},
     )
     train(args, watch)
     block = watch.close()

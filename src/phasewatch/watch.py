@@ -15,16 +15,18 @@ What it writes is an ordinary run directory (:mod:`phasewatch.store.run`): ``con
 value), ``signals.parquet``/``signals.json`` (the signal runner's writer), optional
 ``checkpoints/step_XXXXXX.safetensors``, ``events.json`` (a ``watch`` block: signals,
 disabled signals, problems, overhead, online warnings; and the ``detect`` block with
-``tables/ews.parquet``, ``tables/change_points.parquet``), plus ``watch/probe.pkl``
-(:mod:`phasewatch.watch_probe`), so ``phasewatch measure``, ``detect`` and ``report`` work
-on it unchanged.
+``tables/ews.parquet``, ``tables/change_points.parquet``), plus the probe batch
+``watch/probe.safetensors``, so ``detect`` and ``report`` work on it unchanged, and
+``measure`` too when the Watcher was given a ``factory`` that rebuilds the model and loss
+function (:mod:`phasewatch.watch_probe`; nothing executable is stored in the run).
 
 Signals come from the registry (:mod:`phasewatch.signals`) and are measured by the runner's
 own :func:`~phasewatch.signals.runner.measure_probe` on the live model: cheap ones
 (``geometry``, ``gradients``) every ``every`` steps; expensive ones (``llc``, ``hessian``)
-every ``expensive_every`` steps, inline or — with ``background=True`` — in a worker process
-on saved checkpoints (:mod:`phasewatch.watch_worker`). Measuring never changes training:
-the model is put in eval mode, torch's RNG state is forked, and no ``.grad`` is touched.
+every ``expensive_every`` steps, inline or — with ``background=True`` — in a thread of the
+training process on an in-memory copy of the weights (:mod:`phasewatch.watch_worker`).
+Measuring never changes training: the model is put in eval mode, torch's RNG state is
+forked, and no ``.grad`` is touched.
 
 Early warnings are :mod:`phasewatch.detect.online`: the code path of ``phasewatch detect``
 fed point by point, with thresholds from AR(1) surrogates of each series' burn-in; they
@@ -41,6 +43,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import logging
 import math
 import time
@@ -58,7 +61,7 @@ from phasewatch.detect.transitions import Target
 from phasewatch.signals import runner
 from phasewatch.store.env import describe
 from phasewatch.store.run import create_run_at, tidy
-from phasewatch.watch_probe import LossFn, WatchedTask, save_probe
+from phasewatch.watch_probe import LossFn, WatchedTask, resolve_factory, save_probe
 from phasewatch.watch_report import close_run
 from phasewatch.watch_worker import Background
 
@@ -73,6 +76,16 @@ def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         what = "a phasewatch run" if (out / "config.json").exists() else "files"
         require(False, "out", f"a new or empty directory (it already holds {what})", str(out))
+
+
+def _json_kwargs(kwargs: dict[str, Any] | None) -> dict[str, Any]:
+    ok = kwargs is None or isinstance(kwargs, dict)
+    try:
+        ok = ok and json.loads(json.dumps(kwargs or {})) == (kwargs or {})
+    except (TypeError, ValueError):
+        ok = False
+    require(ok, "factory_kwargs", "None or a dict of JSON values (str keys)", kwargs)
+    return dict(kwargs or {})
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -105,8 +118,13 @@ class Watcher:
         on_warning: called with each :class:`~phasewatch.detect.online.EarlyWarning`
             (e.g. ``print``); default: log it. Exceptions it raises are logged.
         expensive_every: cadence of ``llc`` and ``hessian``, in steps (default 10·every).
-        background: measure the expensive signals in a worker process on checkpoints
-            saved at their cadence instead of inline.
+        background: measure the expensive signals in a background thread on copies of
+            the weights at their cadence instead of inline; ``close()`` waits for them.
+        factory: ``"package.module:function"``, a function returning ``(model, loss_fn)``
+            like yours, so ``phasewatch measure`` can rebuild them later and load the
+            checkpoints into the model; recorded in config.json. None: ``measure`` cannot
+            run on this run (``detect`` and ``report`` can).
+        factory_kwargs: JSON-serialisable keyword arguments for ``factory``.
         checkpoint_every: also save ``checkpoints/step_XXXXXX.safetensors`` this often.
         settings: per-signal settings, e.g. ``{"llc": {"draws": 50}}``.
         target: the behaviour whose onset the warnings anticipate (``Target("val/acc",
@@ -118,7 +136,8 @@ class Watcher:
     Raises:
         ConfigError: (a ``ValueError``) on an invalid argument, naming it and what is
             allowed: no trainable parameters, ``every <= 0``, an unknown signal, a
-            non-empty ``out``, a missing or failing ``probe_batch``/``loss_fn``.
+            non-empty ``out``, a missing or failing ``probe_batch``/``loss_fn``, a
+            ``factory`` that is not an importable function.
     """
 
     def __init__(
@@ -140,6 +159,8 @@ class Watcher:
         detect: DetectConfig | None = None,
         seed: int = 0,
         config: dict[str, Any] | None = None,
+        factory: str | None = None,
+        factory_kwargs: dict[str, Any] | None = None,
     ) -> None:
         t0 = time.perf_counter()
         require(isinstance(model, nn.Module), "model", "a torch.nn.Module", type(model).__name__)
@@ -156,6 +177,9 @@ class Watcher:
         needs = sorted(set(self.resolved) & NEEDS_LOSS)
         if needs and (probe_batch is None or loss_fn is None):
             require(False, "probe_batch/loss_fn", f"both given (signals {needs} need them)", None)
+        if factory is not None:
+            resolve_factory(factory)
+        self.factory = (factory, _json_kwargs(factory_kwargs))
         self.out = Path(out)
         _check_out(self.out)
         self.model, self.every, self.steps, self.seed = model, every, steps, seed
@@ -173,26 +197,22 @@ class Watcher:
         self.rows: list[tuple[int, str, float]] = []
         self.last_step: int | None = None
         self.timers = dict.fromkeys(("signals", "detect", "io", "other"), 0.0)  # in step()
-        self.once = dict.fromkeys(("setup", "close", "background"), 0.0)
+        self.once = dict.fromkeys(("setup", "close", "background", "background_cpu"), 0.0)
         self.user_seconds, self._last_return, self.closed = 0.0, None, False
         self._timed = 0.0
         self._logged: set[str] = set()
         self._unstored: list[runner.StepResult] = []
         self._prev: tuple[int, dict[str, torch.Tensor]] | None = None
-        self.background = background and bool(set(self.resolved) & EXPENSIVE)
+        bg = background and self.task is not None and bool(set(self.resolved) & EXPENSIVE)
+        self.background = bg
         self.rd = create_run_at(self.out, self._config(config, model, params), describe("cpu"))
         self.store = runner.SignalStore(self.rd, self.resolved)
-        self.worker = Background(self.rd.path) if self.background else None
-        if self.task is not None:
+        self.worker = Background(model, probe_batch, loss_fn) if bg else None
+        if probe_batch is not None:
             try:
-                save_probe(self.rd, self.task)
+                save_probe(self.rd, probe_batch)
             except Exception as e:
-                self._problem(
-                    "probe",
-                    f"probe not stored ({type(e).__name__}: {e}); "
-                    "`phasewatch measure` and background signals are unavailable",
-                )
-                self.background, self.worker = False, None
+                self._problem("probe", f"probe batch not stored ({e}): `measure` cannot run")
         if steps is None:
             self._problem("steps", "steps= not given: no early warnings (windows need it)")
         self.once["setup"] = time.perf_counter() - t0
@@ -205,6 +225,8 @@ class Watcher:
             "trainable": sum(p.numel() for p in params),
             "probe_n": self.task.probe_size if self.task else None,
             "signals": {n: dataclasses.asdict(s) for n, s in self.resolved.items()},
+            "factory": self.factory[0],
+            "factory_kwargs": self.factory[1],
             "user": dict(user or {}),
         }
         train = {
@@ -366,26 +388,25 @@ class Watcher:
             self.rd.save_checkpoint(step, _state(self.model))
 
     def _submit(self, step: int, names: list[str]) -> None:
-        self._checkpoint(step)
         jobs = [(n, dataclasses.asdict(self.resolved[n])) for n in names]
-        self.worker.submit(step, None, jobs)  # llc and hessian need no previous checkpoint
+        try:
+            self.worker.submit(step, jobs)  # llc and hessian need no previous weights
+        except Exception as e:  # the model cannot be copied: measure inline from now on
+            self._problem("background", f"background signals off, measured inline: {e!r}")
+            self._collect_background(final=True)
+            self.worker, self.background = None, False
+            self._measure(step, names)
 
     def _collect_background(self, final: bool = False) -> None:
         if self.worker is None:
             return
-        if not final:
-            results = self.worker.poll()
-        else:
-            results, missing, code = self.worker.finish()
-            if missing:
-                self._problem(
-                    "worker",
-                    f"background worker exited with code {code} before "
-                    f"measuring steps {missing}; see watch/background.log",
-                )
-        for r in results:
-            self.once["background"] += r["seconds"]
-            self._merge(r["result"], r["errors"])
+        results, missing = self.worker.finish() if final else (self.worker.poll(), [])
+        if missing:
+            self._problem("background", f"background thread died before steps {missing}")
+        for d in results:
+            self.once["background"] += d.seconds
+            self.once["background_cpu"] += d.cpu_seconds
+            self._merge(d.result, d.errors)
 
     def _flush(self, status: str) -> None:
         self.store.add_many(self._unstored)
@@ -400,7 +421,8 @@ class Watcher:
         Returns:
             ``<kind>_seconds`` inside ``step()`` (signals, detect, io, other), ``loop_seconds``
             (their sum), ``setup_seconds`` and ``close_seconds`` (once),
-            ``background_seconds`` (the worker's, in another process), ``user_seconds``
+            ``background_seconds``/``background_cpu_seconds`` (the background thread's
+            wall and CPU time, beside training), ``user_seconds``
             (time between ``step()`` calls: the user's own work), ``percent_of_step_time``
             (loop / user) and ``percent_with_setup_and_close``.
         """

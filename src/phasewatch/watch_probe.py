@@ -3,11 +3,15 @@
 :class:`WatchedTask` gives a user's model the task interface the signal runner measures
 (:mod:`phasewatch.signals.runner`): ``train_loss(step)`` is the loss on the probe batch,
 ``per_sample_loss(step)`` exists when the loss function returns one loss per sample.
-The :class:`~phasewatch.watch.Watcher` measures it in the training process; it also
-stores it as ``<run>/watch/probe.pkl`` (model, batch and loss function, serialised with
-``cloudpickle`` so models and functions defined in a script travel too), from which
-``phasewatch measure`` and the Watcher's background worker rebuild it on the stored
-checkpoints. Loading that file runs code from it (it is a pickle): only load runs you trust.
+The :class:`~phasewatch.watch.Watcher` measures it in the training process.
+
+For ``phasewatch measure`` on the stored checkpoints later, nothing executable is stored
+in the run: the probe batch is ``<run>/watch/probe.safetensors`` (its tensors, with the
+batch's structure — a tensor, or a tuple/list/dict of them — as JSON metadata), and the
+model and loss function are rebuilt by the user's own *factory*, an import string
+``"package.module:function"`` recorded in ``config.json`` (``task.factory``, called with
+``task.factory_kwargs``) that returns ``(model, loss_fn)``; each checkpoint's weights are
+then loaded into the rebuilt model (:func:`load_task`).
 
 Loss functions take ``(model, batch)`` and return per-sample losses ``(n,)`` in nats or
 their mean; ready-made ones: :func:`cross_entropy` (``batch = (x, y)``) and :func:`hf_loss`
@@ -16,20 +20,25 @@ their mean; ready-made ones: :func:`cross_entropy` (``batch = (x, y)``) and :fun
 
 from __future__ import annotations
 
-import pickle
+import importlib
+import json
+import re
 from collections.abc import Callable
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from safetensors import safe_open
 from torch import Tensor, nn
 
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.store import RunDir
-from phasewatch.store.atomic import atomic_path
+from phasewatch.store.atomic import write_safetensors
 
-PROBE_FILE = "watch/probe.pkl"
+PROBE_FILE = "watch/probe.safetensors"
 LossFn = Callable[[nn.Module, Any], Tensor]
+_FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")
+_SCALARS = (bool, int, float, str, type(None))
 
 
 def cross_entropy(model: nn.Module, batch: tuple[Tensor, Tensor]) -> Tensor:
@@ -109,34 +118,138 @@ class WatchedTask:
         return {}
 
 
-def save_probe(run: RunDir, task: WatchedTask) -> None:
-    """Write ``<run>/watch/probe.pkl`` (atomically).
+# ---- the probe batch as safetensors -------------------------------------------------------
+def map_tensors(batch: Any, fn: Callable[[Tensor], Tensor]) -> Any:
+    """``batch`` with ``fn`` applied to every tensor in it (tuples, lists, dicts kept)."""
+    if torch.is_tensor(batch):
+        return fn(batch)
+    if isinstance(batch, dict):
+        return {k: map_tensors(v, fn) for k, v in batch.items()}
+    if isinstance(batch, (list, tuple)):
+        return type(batch)(map_tensors(v, fn) for v in batch)
+    return batch
+
+
+def _flatten(batch: Any, tensors: dict[str, Tensor]) -> Any:
+    """The JSON structure of ``batch``; its tensors go to ``tensors`` under ``t0, t1, ...``."""
+    if torch.is_tensor(batch):
+        name = f"t{len(tensors)}"
+        tensors[name] = batch.detach()
+        return {"tensor": name}
+    if isinstance(batch, dict) and all(isinstance(k, str) for k in batch):
+        return {"dict": {k: _flatten(v, tensors) for k, v in batch.items()}}
+    if isinstance(batch, (list, tuple)):
+        return {type(batch).__name__: [_flatten(v, tensors) for v in batch]}
+    if isinstance(batch, _SCALARS):
+        return {"value": batch}
+    raise TypeError(
+        f"{type(batch).__name__} in probe_batch; allowed: tensors, tuples/lists/dicts (str "
+        "keys) of them, and numbers/strings/None"
+    )
+
+
+def _unflatten(tree: dict[str, Any], tensors: dict[str, Tensor]) -> Any:
+    ((kind, v),) = tree.items()
+    if kind == "tensor":
+        return tensors[v]
+    if kind == "dict":
+        return {k: _unflatten(x, tensors) for k, x in v.items()}
+    if kind in ("list", "tuple"):
+        items = [_unflatten(x, tensors) for x in v]
+        return tuple(items) if kind == "tuple" else items
+    return v
+
+
+def save_probe(run: RunDir, batch: Any) -> None:
+    """Write ``batch`` to ``<run>/watch/probe.safetensors`` (atomically; tensors on CPU).
 
     Raises:
-        Exception: whatever serialisation raises (e.g. an object holding a lock or a file).
+        TypeError: if ``batch`` holds something other than tensors, tuples, lists, dicts
+            with str keys, numbers, strings or None.
     """
-    import cloudpickle
-
+    tensors: dict[str, Tensor] = {}
+    tree = _flatten(batch, tensors)
     (run.path / "watch").mkdir(exist_ok=True)
-    blob = cloudpickle.dumps({"model": task.model, "batch": task.batch, "loss_fn": task.loss_fn})
-    with atomic_path(run.path / PROBE_FILE) as tmp:
-        tmp.write_bytes(blob)
+    write_safetensors(run.path / PROBE_FILE, tensors, {"structure": json.dumps(tree)})
 
 
-def load_task(run: RunDir) -> WatchedTask:
-    """The :class:`WatchedTask` stored in a watched run (weights: the model's at save time).
+def load_probe(run: RunDir, device: torch.device | str = "cpu") -> Any:
+    """The probe batch stored by :func:`save_probe`, its tensors on ``device``.
 
     Raises:
-        StoreError: if the probe file is missing or cannot be loaded here.
+        StoreError: if the file is missing or unreadable.
     """
     f = run.path / PROBE_FILE
     if not f.exists():
         raise StoreError(
-            f"{run.path}: no {PROBE_FILE}; the Watcher could not store its probe (see "
-            "events.json watch.problems), so signals can only be measured during training"
+            f"{run.path}: no {PROBE_FILE} (the Watcher had no probe_batch or could not "
+            "store it; see events.json watch.problems), so signals cannot be measured later"
         )
     try:
-        data = pickle.loads(f.read_bytes())
+        with safe_open(str(f), "pt", device=str(device)) as fh:
+            tree = json.loads(fh.metadata()["structure"])
+            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118
+        return _unflatten(tree, tensors)
+    except Exception as e:  # safetensors and json raise several types on a bad file
+        raise StoreError(f"{f}: unreadable probe batch ({type(e).__name__}: {e})") from e
+
+
+# ---- the factory ------------------------------------------------------------------------
+def resolve_factory(spec: str) -> Callable[..., Any]:
+    """The function named by ``"package.module:function"`` (imported here).
+
+    Raises:
+        ConfigError: if ``spec`` is not of that form, cannot be imported, or is not callable.
+    """
+    if not isinstance(spec, str) or not _FACTORY.match(spec):
+        raise ConfigError(
+            f"factory={spec!r} is invalid; allowed: an import string 'package.module:function'"
+        )
+    module, _, name = spec.partition(":")
+    try:
+        obj: Any = importlib.import_module(module)
+        for part in name.split("."):
+            obj = getattr(obj, part)
     except Exception as e:
-        raise StoreError(f"{f}: cannot be loaded here ({type(e).__name__}: {e})") from e
-    return WatchedTask(data["model"], data["batch"], data["loss_fn"])
+        raise ConfigError(
+            f"factory={spec!r} is not importable here ({type(e).__name__}: {e}); allowed: "
+            "an import string of a module on sys.path/PYTHONPATH"
+        ) from None
+    if not callable(obj):
+        raise ConfigError(f"factory={spec!r} is a {type(obj).__name__}; allowed: a function")
+    return obj
+
+
+def load_task(run: RunDir) -> WatchedTask:
+    """The :class:`WatchedTask` of a watched run, rebuilt by its factory (weights: the
+    factory's; the caller loads a checkpoint) on the stored probe batch.
+
+    Raises:
+        ConfigError: if the run has no factory, it is not importable here, or it does not
+            return ``(model, loss_fn)``; the message says what to pass.
+        StoreError: if the probe batch is missing or unreadable.
+    """
+    cfg = run.config()["task"]
+    spec = cfg.get("factory")
+    if not spec:
+        raise ConfigError(
+            f"{run.path}: a watched run without factory: `measure` cannot rebuild the model; "
+            "pass Watcher(..., factory='your_module:build') where build() returns (model, "
+            "loss_fn), or measure during training with Watcher(signals=[...]) "
+            "(`detect` and `report` work without it)"
+        )
+    try:
+        made = resolve_factory(spec)(**cfg.get("factory_kwargs", {}))
+    except ConfigError as e:
+        raise ConfigError(f"{run.path}: {e}; put the factory's module on PYTHONPATH") from None
+    except Exception as e:
+        raise ConfigError(f"{run.path}: factory {spec!r} raised {type(e).__name__}: {e}") from e
+    ok = isinstance(made, tuple) and len(made) == 2 and isinstance(made[0], nn.Module)
+    if not ok or not callable(made[1]):
+        raise ConfigError(
+            f"{run.path}: factory {spec!r} returned {type(made).__name__}; allowed: a tuple "
+            "(model: torch.nn.Module, loss_fn: (model, batch) -> Tensor)"
+        )
+    model, loss_fn = made
+    device = next(iter(model.parameters()), torch.empty(0)).device
+    return WatchedTask(model, load_probe(run, device), loss_fn)

@@ -1,125 +1,140 @@
-"""The Watcher's background worker: expensive signals on saved checkpoints, in order.
+"""The Watcher's background signals: expensive signals in a thread of the training process.
 
-The training process saves a checkpoint (``checkpoints/step_XXXXXX.safetensors``) and
-writes one JSON line per job to the worker's standard input: ``{"step", "previous",
-"jobs": [[signal, settings fields], ...]}``. The worker (``python -m
-phasewatch.watch_worker RUN``, one torch thread, lower CPU priority) measures each job with
-:func:`phasewatch.signals.runner.measure_step` — the code path of ``phasewatch measure`` —
-and writes ``watch/background/step_XXXXXX.pkl`` (the result, per-signal errors, seconds),
-atomically. It reads until its input is closed, so **every submitted checkpoint is
-measured**: :meth:`Background.finish` closes the input, waits for the worker to exit and
-collects every result, whatever the scheduling. A signal that fails is disabled for the
-later checkpoints, in submission order, so the outcome does not depend on timing either.
-A separate process (not ``fork``, not ``multiprocessing`` spawn) never re-runs the user's
-script and never inherits its threads.
+:meth:`Background.submit` (called by the training loop) copies the model's weights at that
+step — tensors cloned in memory, nothing written to disk or serialised — and queues them;
+one daemon thread loads each copy, in submission order, into its own deep copy of the
+model (made once, at the first submission) and measures it with
+:func:`phasewatch.signals.runner.measure_probe`, the code path of ``phasewatch measure``.
+Torch releases the GIL inside its ops, so the thread runs mostly beside the training step.
+
+**Every submitted step is measured**: :meth:`Background.finish` queues a stop mark after
+the last job and waits for the thread. A signal that fails is disabled for the later
+steps in submission order, so the outcome does not depend on timing. The queue holds at
+most ``max_pending`` weight copies (memory: that many copies of the model's state); a
+submission beyond that waits for the thread, and the wait counts as Watcher overhead.
+
+The thread never touches the user's model, its gradients or torch's global RNG (the
+signals draw from their own generators; the copy is in eval mode), so training is
+unchanged.
 """
 
 from __future__ import annotations
 
-import json
-import os
-import pickle
-import subprocess
-import sys
+import copy
+import queue
+import threading
 import time
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any
 
-RESULTS = "watch/background"
+import torch
+from torch import nn
+
+from phasewatch.signals import runner
+from phasewatch.watch_probe import LossFn, WatchedTask, map_tensors
+
+Jobs = list[tuple[str, dict[str, Any]]]
+_STOP = None
 
 
-def _result_path(run: Path, step: int) -> Path:
-    return run / RESULTS / f"step_{step:06d}.pkl"
+@dataclass
+class Done:
+    """One measured step: the runner's result, per-signal errors, seconds (wall, thread CPU)."""
+
+    result: runner.StepResult
+    errors: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    cpu_seconds: float = 0.0
+
+
+def weights(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A detached copy of every tensor in ``model.state_dict()`` (parameters and buffers)."""
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 class Background:
-    """Handle on the worker process of one run (started on the first :meth:`submit`)."""
+    """A worker thread measuring ``jobs`` on copies of ``model`` at submitted steps.
 
-    def __init__(self, run: str | Path) -> None:
-        self.run = Path(run)
-        self.proc: subprocess.Popen | None = None
+    Args:
+        model: the user's model (only read, in :meth:`submit`, on the training thread).
+        batch: the probe batch (cloned once).
+        loss_fn: ``loss_fn(model, batch)`` as for :class:`~phasewatch.watch_probe.WatchedTask`.
+        max_pending: queued weight copies at most before :meth:`submit` waits.
+    """
+
+    def __init__(
+        self, model: nn.Module, batch: Any, loss_fn: LossFn, *, max_pending: int = 4
+    ) -> None:
+        self.model, self.loss_fn = model, loss_fn
+        self.batch = map_tensors(batch, lambda t: t.detach().clone())
+        self.todo: queue.Queue = queue.Queue(maxsize=max_pending)
+        self.done: queue.Queue = queue.Queue()
+        self.thread: threading.Thread | None = None
         self.submitted: list[int] = []
         self.collected: set[int] = set()
 
-    def submit(self, step: int, previous: int | None, jobs: list[tuple[str, dict]]) -> None:
-        """Queue checkpoint ``step`` (already saved) for ``jobs``."""
-        if self.proc is None:
-            (self.run / RESULTS).mkdir(parents=True, exist_ok=True)
-            log = open(self.run / "watch" / "background.log", "ab")  # noqa: SIM115
-            env = {**os.environ, "OMP_NUM_THREADS": "1"}
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "phasewatch.watch_worker", str(self.run)],
-                stdin=subprocess.PIPE,
-                stdout=log,
-                stderr=log,
-                env=env,
-            )
-            log.close()
-        line = json.dumps({"step": step, "previous": previous, "jobs": jobs})
-        self.proc.stdin.write((line + "\n").encode())
-        self.proc.stdin.flush()
+    def _start(self) -> None:
+        shadow = copy.deepcopy(self.model).eval()
+        for p in shadow.parameters():
+            p.grad = None
+        task = WatchedTask(shadow, self.batch, self.loss_fn)
+        self.thread = threading.Thread(
+            target=self._serve, args=(task,), name="phasewatch-watch", daemon=True
+        )
+        self.thread.start()
+
+    def submit(self, step: int, jobs: Jobs) -> None:
+        """Queue the model's current weights as step ``step`` for ``jobs``.
+
+        Raises:
+            Exception: whatever ``copy.deepcopy(model)`` raises at the first submission
+                (e.g. a model holding a lock or an open file); nothing is queued then.
+        """
+        if self.thread is None:
+            self._start()
+        self.todo.put((step, weights(self.model), jobs))
         self.submitted.append(step)
 
-    def poll(self) -> list[dict[str, Any]]:
-        """Results written so far and not yet collected, in step order (non-blocking)."""
-        out = []
-        for step in self.submitted:
-            if step in self.collected:
-                continue
-            f = _result_path(self.run, step)
-            if not f.exists():
-                break  # the worker goes in order: later ones are not ready either
-            out.append(pickle.loads(f.read_bytes()))
-            self.collected.add(step)
-        return out
+    def _serve(self, task: WatchedTask) -> None:
+        disabled: dict[str, str] = {}
+        while (item := self.todo.get()) is not _STOP:
+            step, state, jobs = item
+            jobs = [(n, f) for n, f in jobs if n not in disabled]
+            errors: dict[str, str] = {}
+            t0, c0 = time.perf_counter(), time.thread_time()
+            try:
+                with torch.enable_grad():
+                    task.model.load_state_dict(state)
+                    probe = runner.make_probe(task, step)
+                    res = runner.measure_probe(probe, jobs, errors=errors)
+            except Exception as e:  # the probe cannot be built: every job of the step fails
+                res = runner.StepResult(step)
+                errors.update({n: f"{type(e).__name__}: {e}" for n, _ in jobs})
+            disabled.update(errors)
+            dt, dc = time.perf_counter() - t0, time.thread_time() - c0
+            self.done.put(Done(res, errors, dt, dc))
 
-    def finish(self) -> tuple[list[dict[str, Any]], list[int], int | None]:
-        """Close the input, wait for the worker to measure every queued checkpoint and exit.
+    def poll(self) -> list[Done]:
+        """Results measured so far and not yet collected, in step order (non-blocking)."""
+        out = []
+        while True:
+            try:
+                d = self.done.get_nowait()
+            except queue.Empty:
+                return out
+            self.collected.add(d.result.step)
+            out.append(d)
+
+    def finish(self) -> tuple[list[Done], list[int]]:
+        """Wait until every submitted step is measured; stop the thread.
 
         Returns:
-            ``(results not yet collected, steps without result, worker exit code)``; steps
-            are missing only if the worker died (its log is ``watch/background.log``).
+            ``(results not yet collected in step order, submitted steps without result)``;
+            steps are missing only if the thread died.
         """
-        if self.proc is None:
-            return [], [], None
-        try:
-            self.proc.stdin.close()
-        except OSError:
-            pass
-        code = self.proc.wait()
+        if self.thread is not None:
+            self.todo.put(_STOP)
+            self.thread.join()
+            self.thread = None
         results = self.poll()
-        missing = [s for s in self.submitted if s not in self.collected]
-        return results, missing, code
-
-
-def serve(run: str) -> None:
-    """The worker loop (see module docstring)."""
-    import torch
-
-    from phasewatch.signals.runner import StepResult, measure_step
-    from phasewatch.store.atomic import atomic_path
-
-    torch.set_num_threads(1)
-    try:
-        os.nice(5)
-    except OSError:
-        pass
-    disabled: dict[str, str] = {}
-    for line in sys.stdin:
-        item = json.loads(line)
-        jobs = [(n, f) for n, f in item["jobs"] if n not in disabled]
-        errors: dict[str, str] = {}
-        t0 = time.perf_counter()
-        try:
-            res = measure_step(run, item["step"], item["previous"], jobs, errors=errors)
-        except Exception as e:  # the probe or checkpoint cannot be loaded: every job fails
-            res = StepResult(item["step"])
-            errors.update({n: f"{type(e).__name__}: {e}" for n, _ in jobs})
-        disabled.update(errors)
-        blob = {"result": res, "errors": errors, "seconds": time.perf_counter() - t0}
-        with atomic_path(_result_path(Path(run), item["step"])) as tmp:
-            tmp.write_bytes(pickle.dumps(blob))
-
-
-if __name__ == "__main__":
-    serve(sys.argv[1])
+        return results, [s for s in self.submitted if s not in self.collected]

@@ -80,42 +80,118 @@ def test_online_warnings_equal_offline_detect_on_the_same_run(mlp_run, tmp_path)
     pd.testing.assert_frame_equal(a, b)
 
 
-def test_measure_and_report_work_on_a_watched_run(tmp_path):
-    out = tmp_path / "run"
-    Watcher_run = mlp.main([*TINY[:2], "--steps", "60", "--every", "20", "--out", str(out)])
-    # no checkpoints yet: write some with a second watched run that saves them
-    assert Watcher_run == out
-    out2 = tmp_path / "ckpt"
+def _files(run: Path) -> dict[str, tuple[int, int]]:
+    return {
+        str(f.relative_to(run)): (f.stat().st_mtime_ns, f.stat().st_size) for f in run.rglob("*")
+    }
+
+
+def _watch_with_checkpoints(out: Path, steps: int = 40, **kwargs) -> Path:
+    """A watched full-batch run of the example's MLP (p = 23) saving weights every 20 steps."""
     (xtr, ytr), _ = mlp.make_data(23, 0.5, 0)
+    torch.manual_seed(0)
     model = mlp.make_model(23)
+    probe = (xtr[:64], ytr[:64])
     watch = Watcher(
         model,
-        out=out2,
-        steps=40,
+        out=out,
+        steps=steps,
         every=20,
         checkpoint_every=20,
-        probe_batch=(xtr[:64], ytr[:64]),
+        probe_batch=probe,
         loss_fn=cross_entropy,
+        **kwargs,
     )
     opt = torch.optim.AdamW(model.parameters(), lr=1e-2)
-    for step in range(40):
+    for step in range(steps):
         loss = nn.functional.cross_entropy(model(xtr), ytr)
         opt.zero_grad()
         loss.backward()
         opt.step()
         watch.step(step, {"train/loss": loss.item()})
     watch.close()
-    assert open_run(out2).checkpoint_steps() == [0, 20]
+    return out
+
+
+def test_measure_rebuilds_a_watched_run_from_its_factory(tmp_path):
+    kw = {"factory": "watch_mlp_grokking:build", "factory_kwargs": {"p": 23}}
+    out = _watch_with_checkpoints(tmp_path / "run", **kw)
+    rd = open_run(out)
+    assert rd.checkpoint_steps() == [0, 20]
+    assert {k: rd.config()["task"][k] for k in kw} == kw
+    assert not list(out.rglob("*.pkl"))
     runner = CliRunner()
-    res = runner.invoke(app, ["measure", str(out2), "--signals", "hessian", "--no-progress"])
+    res = runner.invoke(
+        app, ["measure", str(out), "--signals", "hessian", "--every", "1", "--no-progress"]
+    )
     assert res.exit_code == 0, res.output
-    sig = pd.read_parquet(out2 / "signals.parquet")
+    sig = pd.read_parquet(out / "signals.parquet")
     assert sorted(sig[sig.signal == "hessian"]["step"].unique()) == [0, 20]
-    for run in (out, out2):
+    # the gradients measured in the loop equal those measured later on the checkpoints
+    live = sig[sig.key == "grad/norm"].set_index("step")["value"]
+    copy = shutil.copytree(out, tmp_path / "copy")
+    (copy / "signals.parquet").unlink()
+    res = runner.invoke(
+        app, ["measure", str(copy), "--signals", "gradients", "--every", "1", "--no-progress"]
+    )
+    assert res.exit_code == 0, res.output
+    later = pd.read_parquet(copy / "signals.parquet").query("key == 'grad/norm'")
+    np.testing.assert_allclose(later.set_index("step")["value"], live, rtol=1e-5)
+    small = mlp.main([*TINY[:2], "--steps", "60", "--out", str(tmp_path / "small")])
+    for run in (small, out):  # without and with checkpoints
         res = runner.invoke(app, ["report", str(run)])
         assert res.exit_code == 0, res.output
         page = (run / "report.html").read_text()
         assert "Watched training run" in page and "Transitions and early warnings" in page
+
+
+def test_measure_without_an_importable_factory_says_what_to_pass(tmp_path, monkeypatch):
+    mod = tmp_path / "mods" / "pw_tmp_factory.py"
+    mod.parent.mkdir()
+    mod.write_text("import watch_mlp_grokking as m\n\ndef build():\n    return m.build(23)\n")
+    monkeypatch.syspath_prepend(str(mod.parent))
+    gone = _watch_with_checkpoints(tmp_path / "gone", factory="pw_tmp_factory:build")
+    monkeypatch.undo()  # the module is no longer importable where `measure` runs
+    sys.modules.pop("pw_tmp_factory", None)
+    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
+    none = _watch_with_checkpoints(tmp_path / "none")
+    runner = CliRunner()
+    for run, needle in ((none, "pass Watcher(..., factory="), (gone, "not importable here")):
+        before = _files(run)
+        res = runner.invoke(app, ["measure", str(run), "--signals", "llc", "--no-progress"])
+        assert res.exit_code == 2, res.output
+        lines = res.output.strip().splitlines()
+        assert len(lines) == 1 and needle in lines[0], res.output
+        assert _files(run) == before  # nothing written
+        detect = ["detect", str(run), "--target", "train/loss", "--op", "<=", "--threshold", "1"]
+        for cmd in (detect, ["report", str(run)]):
+            res = runner.invoke(app, cmd)
+            assert res.exit_code == 0, res.output
+
+
+@pytest.mark.parametrize(
+    "batch",
+    [
+        torch.arange(6.0).reshape(3, 2),
+        (torch.zeros(3, 2), torch.arange(3)),
+        {"input_ids": torch.ones(3, 4, dtype=torch.long), "mask": [torch.ones(3), 2.5, None]},
+    ],
+)
+def test_probe_batch_round_trips_through_safetensors(tmp_path, batch):
+    from phasewatch.watch_probe import load_probe, save_probe
+
+    watch = Watcher(_model(), out=tmp_path / "r", signals=["geometry"])
+    save_probe(watch.rd, batch)
+    watch.close()
+    back = load_probe(open_run(tmp_path / "r"))
+    assert type(back) is type(batch)
+    flat = lambda b: (  # noqa: E731
+        [b]
+        if torch.is_tensor(b) or not isinstance(b, (list, tuple, dict))
+        else [x for v in (b.values() if isinstance(b, dict) else b) for x in flat(v)]
+    )
+    for a, b in zip(flat(batch), flat(back), strict=True):
+        assert torch.equal(a, b) if torch.is_tensor(a) else a == b
 
 
 def _model() -> nn.Module:
@@ -137,6 +213,9 @@ BATCH = (torch.randn(32, 4, generator=torch.Generator().manual_seed(1)), torch.a
         ({"loss_fn": lambda m, b: "x"}, "loss_fn"),
         ({"loss_fn": lambda m, b: 1 / 0}, "loss_fn"),
         ({"target": "val/acc"}, "target"),
+        ({"factory": "no colon"}, "factory"),
+        ({"factory": "no_such_module_xyz:build"}, "factory=.*not importable"),
+        ({"factory_kwargs": {"f": object()}}, "factory_kwargs"),
     ],
 )
 def test_bad_arguments_raise_value_errors_naming_them(tmp_path, kwargs, field):
@@ -232,22 +311,24 @@ def test_watching_does_not_change_training(tmp_path):
     _train(None, model=plain)
     signals = ["geometry", "gradients", "hessian", "llc"]
     settings = {"llc": {"chains": 1, "draws": 3, "burn_in": 1}, "hessian": {"top_k": 1}}
-    watch = Watcher(
-        _model(),
-        out=tmp_path / "r",
-        every=5,
-        expensive_every=10,
-        signals=signals,
-        settings=settings,
-        probe_batch=BATCH,
-        loss_fn=cross_entropy,
-    )
-    torch.manual_seed(5)
-    watched = _train(watch)
-    watch.close()
-    for a, b in zip(plain.parameters(), watched.parameters()):
-        assert torch.equal(a, b)
-    assert watched.training
+    for background in (False, True):
+        watch = Watcher(
+            _model(),
+            out=tmp_path / f"r{background}",
+            every=5,
+            expensive_every=10,
+            signals=signals,
+            settings=settings,
+            probe_batch=BATCH,
+            loss_fn=cross_entropy,
+            background=background,
+        )
+        torch.manual_seed(5)
+        watched = _train(watch)
+        assert watch.close()["disabled"] == {}
+        for a, b in zip(plain.parameters(), watched.parameters()):
+            assert torch.equal(a, b)
+        assert watched.training and all(p.grad is not None for p in watched.parameters())
 
 
 def test_background_signals_measure_every_queued_checkpoint(tmp_path):
@@ -265,12 +346,44 @@ def test_background_signals_measure_every_queued_checkpoint(tmp_path):
     inline.close()
     bg = Watcher(_model(), out=tmp_path / "bg", background=True, **kw)
     _train(bg)
-    block = bg.close()  # waits for the worker, whatever its speed
+    block = bg.close()  # waits for the thread, whatever its speed
     assert block["signals"]["llc"]["where"] == "background"
-    assert block["checkpoints"] == [0, 10, 20]
+    assert block["checkpoints"] == [] and block["overhead"]["background_seconds"] > 0
     a = pd.read_parquet(tmp_path / "inline" / "signals.parquet")
     b = pd.read_parquet(tmp_path / "bg" / "signals.parquet")
     a, b = (t[t.signal == "llc"].sort_values(["step", "key"]) for t in (a, b))
     assert sorted(b["step"].unique()) == [0, 10, 20]
     np.testing.assert_allclose(b["value"].to_numpy(), a["value"].to_numpy(), rtol=1e-4)
     assert json.loads((tmp_path / "bg" / "events.json").read_text())["watch"]["disabled"] == {}
+
+
+class _Locked(nn.Module):
+    """A model that cannot be deep-copied (it holds a lock)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        import threading
+
+        self.net, self.lock = _model(), threading.Lock()
+
+    def forward(self, x):
+        return self.net(x)
+
+
+def test_background_falls_back_inline_when_the_model_cannot_be_copied(tmp_path):
+    watch = Watcher(
+        _Locked(),
+        out=tmp_path / "r",
+        every=5,
+        expensive_every=10,
+        signals=["hessian"],
+        settings={"hessian": {"top_k": 1}},
+        probe_batch=BATCH,
+        loss_fn=cross_entropy,
+        background=True,
+    )
+    _train(watch, steps=21)
+    block = watch.close()
+    assert any("background signals off" in p for p in block["problems"])
+    sig = pd.read_parquet(tmp_path / "r" / "signals.parquet")
+    assert sorted(sig[sig.signal == "hessian"]["step"].unique()) == [0, 10, 20]

@@ -85,9 +85,14 @@ def read_signals_json(run: RunDir) -> dict[str, Any]:
 
 # ---- building probes --------------------------------------------------------------------
 def build_task(run: RunDir) -> Any:
-    """The run's task rebuilt from ``config.json`` (weights are then loaded per checkpoint)."""
+    """The run's task rebuilt from ``config.json`` (weights are then loaded per checkpoint).
+
+    Raises:
+        ConfigError: on a bad config, or a watched run whose model cannot be rebuilt
+            (:func:`phasewatch.watch_probe.load_task`).
+    """
     cfg = run.config()
-    if cfg["phenomenon"] == "watch":  # a user's own model, stored by phasewatch.Watcher
+    if cfg["phenomenon"] == "watch":  # a user's own model: rebuilt by the Watcher's factory
         from phasewatch.watch_probe import load_task
 
         return load_task(run)
@@ -194,20 +199,15 @@ class _threads:
 
 
 def measure_step(
-    path: str,
-    step: int,
-    previous_step: int | None,
-    jobs: list[tuple[str, dict[str, Any]]],
-    errors: dict[str, str] | None = None,
+    path: str, step: int, previous_step: int | None, jobs: list[tuple[str, dict[str, Any]]]
 ) -> StepResult:
-    """Run ``jobs`` (signal name, settings fields) on checkpoint ``step`` of run ``path``
-    (see :func:`measure_probe` for ``errors``)."""
+    """Run ``jobs`` (signal name, settings fields) on checkpoint ``step`` of run ``path``."""
     run = RunDir(path)
     task = _task_for(path)
     task.model.load_state_dict(run.load_checkpoint(step))
     prev = run.load_checkpoint(previous_step) if previous_step is not None else None
     probe = make_probe(task, step, prev, previous_step)
-    return measure_probe(probe, jobs, errors=errors)
+    return measure_probe(probe, jobs)
 
 
 def measure_probe(
@@ -216,8 +216,13 @@ def measure_probe(
     """Run ``jobs`` (signal name, settings fields) on ``probe`` at ``probe.step``.
 
     Args:
+        probe: the model at the step, its loss and probe size.
+        jobs: ``(signal name, settings fields)`` pairs, run in order.
         errors: if given, a signal that raises is recorded as ``errors[name] = message``
             and the others go on; if None, the exception propagates.
+
+    Returns:
+        The rows (step, key, value, signal, settings hash), tables and warnings.
     """
     step = probe.step
     out = StepResult(step)
@@ -261,6 +266,12 @@ def select_steps(steps: Sequence[int], every: int, only: Iterable[int] | None = 
 
 
 def resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Each signal's settings object, ``{name: settings}``, from overrides ``settings``.
+
+    Raises:
+        ConfigError: on an unknown signal, bad settings, or settings for a signal not in
+            ``signals``.
+    """
     specs = [base.get(n) for n in dict.fromkeys(signals)]
     settings = dict(settings or {})
     extra = sorted(set(settings) - {s.name for s in specs})
@@ -350,7 +361,8 @@ def measure(
 
     Raises:
         ConfigError: on an unknown signal (the message lists the available ones), bad
-            settings, ``every``/``workers`` < 1, or a ``steps`` entry without checkpoint.
+            settings, ``every``/``workers`` < 1, a ``steps`` entry without checkpoint, or
+            a watched run without importable factory (:func:`build_task`).
         StoreError: if the run is missing or corrupted, or has no checkpoints.
     """
     require(every >= 1, "every", "an integer >= 1", every)
@@ -358,6 +370,8 @@ def measure(
     require(threads >= 1, "threads", "an integer >= 1", threads)
     resolved = resolve(signals, settings)
     rd = open_run(run)
+    if rd.config()["phenomenon"] == "watch":  # fail before anything is written
+        _task_for(str(rd.path))
     all_steps = rd.checkpoint_steps()
     if not all_steps:
         raise StoreError(
