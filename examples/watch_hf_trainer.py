@@ -48,6 +48,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--every", type=int, default=10, help="signal cadence (steps)")
     ap.add_argument("--batch-size", type=int, default=32)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint-every", type=int, default=None, help="save weights (steps)")
     return ap.parse_args(argv)
 
 
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> Path:
         every=args.every,
         on_warning=print,
         factory="watch_hf_trainer:build",
+        checkpoint_every=args.checkpoint_every,
     )
     with tempfile.TemporaryDirectory() as tmp:
         targs = TrainingArguments(

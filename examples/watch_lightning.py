@@ -63,6 +63,7 @@ def parse(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--steps", type=int, default=400)
     ap.add_argument("--every", type=int, default=10, help="signal cadence (steps)")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--checkpoint-every", type=int, default=None, help="save weights (steps)")
     return ap.parse_args(argv)
 
 
@@ -79,6 +80,7 @@ def main(argv: list[str] | None = None) -> Path:
         every=args.every,
         on_warning=print,
         factory="watch_lightning:build",
+        checkpoint_every=args.checkpoint_every,
         factory_kwargs={"d": d, "classes": classes},
     )
     with tempfile.TemporaryDirectory() as tmp:

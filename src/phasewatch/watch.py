@@ -43,7 +43,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import logging
 import math
 import time
@@ -61,7 +60,7 @@ from phasewatch.detect.transitions import Target
 from phasewatch.signals import runner
 from phasewatch.store.env import describe
 from phasewatch.store.run import create_run_at, tidy
-from phasewatch.watch_probe import LossFn, WatchedTask, resolve_factory, save_probe
+from phasewatch.watch_probe import LossFn, WatchedTask, check_factory, save_probe
 from phasewatch.watch_report import close_run
 from phasewatch.watch_worker import Background
 
@@ -76,16 +75,6 @@ def _check_out(out: Path) -> None:
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         what = "a phasewatch run" if (out / "config.json").exists() else "files"
         require(False, "out", f"a new or empty directory (it already holds {what})", str(out))
-
-
-def _json_kwargs(kwargs: dict[str, Any] | None) -> dict[str, Any]:
-    ok = kwargs is None or isinstance(kwargs, dict)
-    try:
-        ok = ok and json.loads(json.dumps(kwargs or {})) == (kwargs or {})
-    except (TypeError, ValueError):
-        ok = False
-    require(ok, "factory_kwargs", "None or a dict of JSON values (str keys)", kwargs)
-    return dict(kwargs or {})
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
@@ -120,11 +109,6 @@ class Watcher:
         expensive_every: cadence of ``llc`` and ``hessian``, in steps (default 10·every).
         background: measure the expensive signals in a background thread on copies of
             the weights at their cadence instead of inline; ``close()`` waits for them.
-        factory: ``"package.module:function"``, a function returning ``(model, loss_fn)``
-            like yours, so ``phasewatch measure`` can rebuild them later and load the
-            checkpoints into the model; recorded in config.json. None: ``measure`` cannot
-            run on this run (``detect`` and ``report`` can).
-        factory_kwargs: JSON-serialisable keyword arguments for ``factory``.
         checkpoint_every: also save ``checkpoints/step_XXXXXX.safetensors`` this often.
         settings: per-signal settings, e.g. ``{"llc": {"draws": 50}}``.
         target: the behaviour whose onset the warnings anticipate (``Target("val/acc",
@@ -132,6 +116,11 @@ class Watcher:
         detect: early-warning settings (default: those of ``phasewatch detect``).
         seed: seeds the signals' generators (with the step).
         config: your own hyperparameters, stored in ``config.json`` under ``task.user``.
+        factory: ``"package.module:function"``, a function returning ``(model, loss_fn)``
+            like yours, so ``phasewatch measure`` can rebuild them later and load the
+            checkpoints into the model; recorded in config.json. None: ``measure`` cannot
+            run on this run (``detect`` and ``report`` can).
+        factory_kwargs: JSON-serialisable keyword arguments for ``factory``.
 
     Raises:
         ConfigError: (a ``ValueError``) on an invalid argument, naming it and what is
@@ -177,9 +166,7 @@ class Watcher:
         needs = sorted(set(self.resolved) & NEEDS_LOSS)
         if needs and (probe_batch is None or loss_fn is None):
             require(False, "probe_batch/loss_fn", f"both given (signals {needs} need them)", None)
-        if factory is not None:
-            resolve_factory(factory)
-        self.factory = (factory, _json_kwargs(factory_kwargs))
+        self.factory = check_factory(factory, factory_kwargs)
         self.out = Path(out)
         _check_out(self.out)
         self.model, self.every, self.steps, self.seed = model, every, steps, seed

@@ -220,9 +220,33 @@ def resolve_factory(spec: str) -> Callable[..., Any]:
     return obj
 
 
+def check_factory(
+    spec: str | None, kwargs: dict[str, Any] | None
+) -> tuple[str | None, dict[str, Any]]:
+    """``(spec, kwargs)`` as recorded in config.json, checked at the Watcher's construction.
+
+    Raises:
+        ConfigError: if ``spec`` is not an importable function (:func:`resolve_factory`)
+            or ``kwargs`` is not a dict of JSON values with str keys.
+    """
+    if spec is not None:
+        resolve_factory(spec)
+    try:
+        ok = kwargs is None or json.loads(json.dumps(kwargs)) == kwargs
+    except (TypeError, ValueError):
+        ok = False
+    ok = ok and isinstance(kwargs or {}, dict)
+    if not ok:
+        raise ConfigError(
+            f"factory_kwargs={kwargs!r} is invalid; allowed: None or a dict of JSON values "
+            "(str keys)"
+        )
+    return spec, dict(kwargs or {})
+
+
 def load_task(run: RunDir) -> WatchedTask:
     """The :class:`WatchedTask` of a watched run, rebuilt by its factory (weights: the
-    factory's; the caller loads a checkpoint) on the stored probe batch.
+    factory's; the caller loads a checkpoint) in eval mode on the stored probe batch.
 
     Raises:
         ConfigError: if the run has no factory, it is not importable here, or it does not
@@ -251,5 +275,6 @@ def load_task(run: RunDir) -> WatchedTask:
             "(model: torch.nn.Module, loss_fn: (model, batch) -> Tensor)"
         )
     model, loss_fn = made
+    model.eval()  # as the Watcher measures (no dropout)
     device = next(iter(model.parameters()), torch.empty(0)).device
     return WatchedTask(model, load_probe(run, device), loss_fn)

@@ -16,6 +16,21 @@ from phasewatch.store import open_run
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 
 
+def _check_measure(out: Path, checkpoints: list[int]) -> None:
+    """``phasewatch measure`` rebuilds the model from the example's factory and finds the
+    gradients the Watcher measured in the loop."""
+    import pandas as pd
+
+    live = pd.read_parquet(out / "signals.parquet").query("key == 'grad/norm'")
+    live = live.set_index("step")["value"].loc[checkpoints]
+    (out / "signals.parquet").unlink()
+    args = ["measure", str(out), "--signals", "gradients", "--every", "1", "--no-progress"]
+    res = CliRunner().invoke(app, args)
+    assert res.exit_code == 0, res.output
+    later = pd.read_parquet(out / "signals.parquet").query("key == 'grad/norm'")
+    pd.testing.assert_series_equal(later.set_index("step")["value"], live, rtol=1e-4)
+
+
 def _check_run(out: Path, metric: str, signal_steps: list[int]) -> None:
     rd = open_run(out)
     assert rd.status()["status"] == "done" and rd.config()["phenomenon"] == "watch"
@@ -36,9 +51,11 @@ def test_hf_trainer_callback_watches_a_tiny_gpt2(tmp_path):
     import watch_hf_trainer
 
     torch.set_num_threads(1)
-    out = watch_hf_trainer.main(["--steps", "40", "--every", "10", "--out", str(tmp_path / "hf")])
+    args = ["--steps", "40", "--every", "10", "--checkpoint-every", "20"]
+    out = watch_hf_trainer.main([*args, "--out", str(tmp_path / "hf")])
     _check_run(out, "train/loss", [10, 20, 30, 40])
     assert open_run(out).config()["train"]["steps"] == 40  # the Trainer's max_steps
+    _check_measure(out, [20, 40])
 
 
 def test_lightning_callback_watches_a_tiny_mlp(tmp_path):
@@ -46,9 +63,11 @@ def test_lightning_callback_watches_a_tiny_mlp(tmp_path):
     import watch_lightning
 
     torch.set_num_threads(1)
-    out = watch_lightning.main(["--steps", "40", "--every", "10", "--out", str(tmp_path / "pl")])
+    args = ["--steps", "40", "--every", "10", "--checkpoint-every", "20"]
+    out = watch_lightning.main([*args, "--out", str(tmp_path / "pl")])
     _check_run(out, "train/loss", [10, 20, 30, 40])
     assert open_run(out).config()["train"]["steps"] == 40
+    _check_measure(out, [20, 40])
 
 
 def test_plain_example_runs_with_tiny_settings(tmp_path):

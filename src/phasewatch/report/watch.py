@@ -28,8 +28,9 @@ def watch_section(run: RunDir) -> list[str]:
         "<h2>Watched training run</h2>",
         f"<p>Watcher overhead: {o['loop_seconds']:.2f} s inside the training loop, "
         f"{o['percent_of_step_time']:.2f}% of the loop's own time ({o['user_seconds']:.1f} s); "
-        f"{o['setup_seconds'] + o['close_seconds']:.2f} s to set up and close; background worker: "
-        f"{o.get('background_seconds', 0.0):.1f} s. Last step {block['last_step']}.</p>",
+        f"{o['setup_seconds'] + o['close_seconds']:.2f} s to set up and close; background "
+        f"thread: {o.get('background_seconds', 0.0):.1f} s beside training. "
+        f"Last step {block['last_step']}.</p>",
         sig.to_html(index=False, border=0),
     ]
     if block["disabled"]:
