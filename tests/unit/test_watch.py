@@ -290,6 +290,30 @@ def test_a_failing_signal_is_disabled_and_reported_while_others_go_on(tmp_path, 
     assert sorted(sig[sig.key == "geometry/norm/total"]["step"]) == [0, 1, 2, 3]
 
 
+def test_a_failing_background_signal_is_disabled_in_submission_order(tmp_path, monkeypatch):
+    calls = []
+
+    def broken(probe, settings, *, generator):
+        calls.append(probe.step)
+        raise RuntimeError("boom")
+
+    monkeypatch.setitem(base._REGISTRY, "hessian", base.Signal("hessian", broken, base.NoSettings))
+    watch = Watcher(
+        _model(),
+        out=tmp_path / "r",
+        every=5,
+        expensive_every=10,
+        signals=["hessian", "geometry"],
+        probe_batch=BATCH,
+        loss_fn=cross_entropy,
+        background=True,
+    )
+    _train(watch)
+    block = watch.close()
+    assert calls == [0] and block["disabled"] == {"hessian": "step 0: RuntimeError: boom"}
+    assert block["signals"]["hessian"]["where"] == "background"
+
+
 def _train(watch: Watcher | None, steps: int = 30, model: nn.Module | None = None) -> nn.Module:
     model = watch.model if watch is not None else model
     model.train()
