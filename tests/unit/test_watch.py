@@ -411,3 +411,10 @@ def test_background_falls_back_inline_when_the_model_cannot_be_copied(tmp_path):
     assert any("background signals off" in p for p in block["problems"])
     sig = pd.read_parquet(tmp_path / "r" / "signals.parquet")
     assert sorted(sig[sig.signal == "hessian"]["step"].unique()) == [0, 10, 20]
+
+
+def test_a_probe_batch_safetensors_cannot_hold_is_reported_not_raised(tmp_path):
+    watch = Watcher(_model(), out=tmp_path / "r", signals=["geometry"], probe_batch={"x": object()})
+    block = watch.close()
+    assert any("probe batch not stored" in p and "object" in p for p in block["problems"])
+    assert not (tmp_path / "r" / "watch" / "probe.safetensors").exists()
