@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,evals]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,evals,hf,lightning]'
 	touch $(STAMP)
 
 setup: $(STAMP)
@@ -19,8 +19,8 @@ run: $(STAMP)
 	$(VENV)/bin/phasewatch run grokking
 
 lint: $(STAMP)
-	$(VENV)/bin/ruff check src tests bench
-	$(VENV)/bin/ruff format --check src tests bench
+	$(VENV)/bin/ruff check src tests bench examples
+	$(VENV)/bin/ruff format --check src tests bench examples
 
 test: lint
 	$(VENV)/bin/pytest

@@ -139,7 +139,8 @@ class OnlineSeries:
         would skip it: not planned, or too short for one τ value)."""
         if self.plan is None or self.done < self.plan.cfg.burn_in + self.plan.cfg.min_points:
             return None
-        sc = {k: v[: self.done] for k, v in self.cols.items()}
+        order = ["residual", *ews.INDICATORS, *(f"tau_{n}" for n in ews.INDICATORS)]
+        sc = {k: self.cols[k][: self.done] for k in order}  # ews.scores' order
         steps = np.asarray(self.steps[: self.done], dtype=np.int64)
         return SeriesScores(steps, self.x[: self.done], sc, self.plan.cfg, self.plan)
 

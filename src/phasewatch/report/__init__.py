@@ -8,5 +8,6 @@ from phasewatch.report import base64  # noqa: E402,F401  isort: skip
 from phasewatch.report import induction  # noqa: E402,F401  isort: skip
 from phasewatch.report import signals  # noqa: E402,F401  isort: skip
 from phasewatch.report import superposition  # noqa: E402,F401  isort: skip
+from phasewatch.report import watch  # noqa: E402,F401  isort: skip
 
 __all__ = ["build_report"]

@@ -63,10 +63,15 @@ def detect_section(run: RunDir) -> list[str]:
     t = block["target"]
     onset = "never" if t["step"] is None else f"step {t['step']:,}"
     defs = ", ".join(f"{k}: {'—' if v is None else f'{v:,}'}" for k, v in t["all"].items())
+    what = (
+        "No target was set (a watched run), so no onset or lead times."
+        if t["key"] is None
+        else f"Onset of {html.escape(t['key'])} {html.escape(t['op'])} {t['threshold']:g} by "
+        f"{html.escape(t['definition'])}: {onset} ({html.escape(defs)})."
+    )
     parts = [
         "<h2>Transitions and early warnings</h2>",
-        f"<p>Onset of {html.escape(t['key'])} {html.escape(t['op'])} {t['threshold']:g} by "
-        f"{html.escape(t['definition'])}: {onset} ({html.escape(defs)}). Analysis from the "
+        f"<p>{what} Analysis from the "
         f"{html.escape(block['start']['event'])} onset (step {block['start']['step']:,}); "
         f"thresholds calibrated on {html.escape(block['settings']['calibration'])} at a "
         f"false-alarm rate of {block['settings']['alpha']:g}.</p>",

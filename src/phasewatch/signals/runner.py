@@ -85,8 +85,17 @@ def read_signals_json(run: RunDir) -> dict[str, Any]:
 
 # ---- building probes --------------------------------------------------------------------
 def build_task(run: RunDir) -> Any:
-    """The run's task rebuilt from ``config.json`` (weights are then loaded per checkpoint)."""
+    """The run's task rebuilt from ``config.json`` (weights are then loaded per checkpoint).
+
+    Raises:
+        ConfigError: on a bad config, or a watched run whose model cannot be rebuilt
+            (:func:`phasewatch.watch_probe.load_task`).
+    """
     cfg = run.config()
+    if cfg["phenomenon"] == "watch":  # a user's own model: rebuilt by the Watcher's factory
+        from phasewatch.watch_probe import load_task
+
+        return load_task(run)
     phen = phenomena.get(cfg["phenomenon"])
     task_cfg = from_dict(phen.config_cls, cfg["task"], where="config.json task")
     train_cfg = from_dict(TrainConfig, cfg["train"], where="config.json train")
@@ -123,7 +132,9 @@ def make_probe(
     inputs = get_inputs(step) if callable(get_inputs) else None
     if inputs is not None and not isinstance(inputs, tuple):
         inputs = (inputs,)
-    if ps is not None:
+    if getattr(task, "probe_size", None):
+        n = int(task.probe_size)
+    elif ps is not None:
         with torch.no_grad():
             n = int(ps().shape[0])
     elif inputs is not None:
@@ -196,13 +207,37 @@ def measure_step(
     task.model.load_state_dict(run.load_checkpoint(step))
     prev = run.load_checkpoint(previous_step) if previous_step is not None else None
     probe = make_probe(task, step, prev, previous_step)
+    return measure_probe(probe, jobs)
+
+
+def measure_probe(
+    probe: Probe, jobs: list[tuple[str, dict[str, Any]]], *, errors: dict[str, str] | None = None
+) -> StepResult:
+    """Run ``jobs`` (signal name, settings fields) on ``probe`` at ``probe.step``.
+
+    Args:
+        probe: the model at the step, its loss and probe size.
+        jobs: ``(signal name, settings fields)`` pairs, run in order.
+        errors: if given, a signal that raises is recorded as ``errors[name] = message``
+            and the others go on; if None, the exception propagates.
+
+    Returns:
+        The rows (step, key, value, signal, settings hash), tables and warnings.
+    """
+    step = probe.step
     out = StepResult(step)
     for name, fields in jobs:
         spec = base.get(name)
         settings = spec.settings(fields)
         h = settings_hash(name, settings)
         gen = step_generator(getattr(settings, "seed", 0), step)
-        m = spec.run(probe, settings, generator=gen)
+        try:
+            m = spec.run(probe, settings, generator=gen)
+        except Exception as e:
+            if errors is None:
+                raise
+            errors[name] = f"{type(e).__name__}: {e}"
+            continue
         out.rows += [(step, k, float(v), name, h) for k, v in m.values.items()]
         for tname, df in m.tables.items():
             out.tables[tname] = df.assign(step=step, settings=h)
@@ -230,7 +265,13 @@ def select_steps(steps: Sequence[int], every: int, only: Iterable[int] | None = 
     return chosen
 
 
-def _resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[str, Any]:
+def resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[str, Any]:
+    """Each signal's settings object, ``{name: settings}``, from overrides ``settings``.
+
+    Raises:
+        ConfigError: on an unknown signal, bad settings, or settings for a signal not in
+            ``signals``.
+    """
     specs = [base.get(n) for n in dict.fromkeys(signals)]
     settings = dict(settings or {})
     extra = sorted(set(settings) - {s.name for s in specs})
@@ -242,7 +283,7 @@ def _resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[st
     return {s.name: s.settings(settings.get(s.name)) for s in specs}
 
 
-class _Store:
+class SignalStore:
     """Accumulates results and rewrites ``signals.parquet``/``signals.json``/tables atomically."""
 
     def __init__(self, run: RunDir, resolved: dict[str, Any]) -> None:
@@ -258,7 +299,14 @@ class _Store:
         t = self.table
         return bool(((t["step"] == step) & (t["signal"] == name) & (t["settings"] == h)).any())
 
-    def add(self, res: StepResult) -> None:
+    def add_many(self, results: list[StepResult]) -> None:
+        """:meth:`add` several results, writing the files once."""
+        for res in results:
+            self.add(res, write=False)
+        if results:
+            self._write()
+
+    def add(self, res: StepResult, *, write: bool = True) -> None:
         measured = {r[3] for r in res.rows}
         t = self.table
         keep = ~((t["step"] == res.step) & t["signal"].isin(measured))
@@ -275,6 +323,10 @@ class _Store:
             if old is not None:
                 df = pd.concat([old[old["step"] != res.step], df], ignore_index=True)
             self.run.write_table(name, df)
+        if write:
+            self._write()
+
+    def _write(self) -> None:
         write_json(self.run.path / "signals.json", self.meta)
         write_parquet(self.run.path / "signals.parquet", self.table.reset_index(drop=True))
 
@@ -309,21 +361,24 @@ def measure(
 
     Raises:
         ConfigError: on an unknown signal (the message lists the available ones), bad
-            settings, ``every``/``workers`` < 1, or a ``steps`` entry without checkpoint.
+            settings, ``every``/``workers`` < 1, a ``steps`` entry without checkpoint, or
+            a watched run without importable factory (:func:`build_task`).
         StoreError: if the run is missing or corrupted, or has no checkpoints.
     """
     require(every >= 1, "every", "an integer >= 1", every)
     require(workers >= 1, "workers", "an integer >= 1", workers)
     require(threads >= 1, "threads", "an integer >= 1", threads)
-    resolved = _resolve(signals, settings)
+    resolved = resolve(signals, settings)
     rd = open_run(run)
+    if rd.config()["phenomenon"] == "watch":  # fail before anything is written
+        _task_for(str(rd.path))
     all_steps = rd.checkpoint_steps()
     if not all_steps:
         raise StoreError(
             f"{rd.path}: no checkpoints to measure (checkpoints/step_*.safetensors); "
             "train the run first or check --checkpoint-every"
         )
-    store = _Store(rd, resolved)
+    store = SignalStore(rd, resolved)
     fields = {n: dataclasses.asdict(s) for n, s in resolved.items()}
     hashes = {n: settings_hash(n, s) for n, s in resolved.items()}
     todo = []
