@@ -51,6 +51,19 @@ def test_leadtime_ranks_the_planted_warning_and_measures_its_lead(sweep):
     assert "ROC" in report.read_text() and "| key |" in (out / "leadtime.md").read_text()
 
 
+def test_leadtime_without_enough_null_runs_still_reports_change_points(tmp_path):
+    # a confirmation set of transition runs only: no warning can be calibrated, but the
+    # outputs are written and say why
+    root = write_sweep(tmp_path / "conf", 3, 0)
+    report = leadtime(root, Target("test/acc", 0.99), WIDE)
+    table = pd.read_parquet(report.parent / "leadtime.parquet")
+    assert set(table["indicator"]) == {"main_change_point"}
+    assert table["n_transition"].max() == 3
+    summary = json.loads((report.parent / "summary.json").read_text())
+    assert f"Too few null runs (< {MIN_NULL})" in summary["summary"]
+    assert "main change point" in report.read_text()
+
+
 def test_detect_sweep_calibrates_on_null_runs_and_writes_every_run(sweep):
     detect_sweep(sweep, Target("test/acc", 0.99), WIDE)
     ev = open_run(sweep / "t0").events()["detect"]

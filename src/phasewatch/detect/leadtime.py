@@ -266,6 +266,23 @@ def change_point_leads(sweep: Sweep) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["run", "key", "change_point", "lead", "lead_frac"])
 
 
+TABLE_COLUMNS = [
+    "key",
+    "indicator",
+    "n_transition",
+    "n_null",
+    "defined_before_onset",
+    "threshold",
+    "hit_rate",
+    "false_alarm_rate",
+    "lead_median",
+    "lead_q25",
+    "lead_q75",
+    "lead_frac_median",
+    "auc",
+]
+
+
 def benchmark(sweep: Sweep, alpha: float) -> dict[str, pd.DataFrame]:
     """The benchmark tables: ``leadtime`` (one row per series × indicator, plus the
     ``change_point`` rows), ``roc`` and ``change_point_leads`` (per run)."""
@@ -285,7 +302,7 @@ def benchmark(sweep: Sweep, alpha: float) -> dict[str, pd.DataFrame]:
                 "lead_frac_median": float(g["lead_frac"].median()),
             }
         )
-    table = pd.DataFrame(rows)
+    table = pd.DataFrame(rows, columns=TABLE_COLUMNS)
     rocs = [roc(sweep, k, n) for k in keys for n in ews.INDICATORS]
     return {
         "leadtime": table,
