@@ -27,15 +27,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "examples"))
 import watch_mlp_grokking as ex  # noqa: E402
 
-
-def cpu() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor()
+from phasewatch.store.env import describe  # noqa: E402
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -49,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
     ex.main([*base, "--no-watch"])
     plain = time.perf_counter() - t
     print(
-        f"machine: {cpu()} | 1 thread | torch {torch.__version__} | {platform.system()} | "
+        f"machine: {describe('cpu')['cpu']} | 1 thread | torch {torch.__version__} | "
+        f"{platform.system()} | "
         f"{time.strftime('%Y-%m-%d')} | {args.steps} steps, plain loop {plain:.1f} s "
         f"({1000 * plain / args.steps:.2f} ms/step)"
     )
