@@ -10,6 +10,7 @@ import sys
 import time
 
 import pytest
+from tiny_configs import GROKKING as TINY
 from typer.testing import CliRunner
 
 from phasewatch import sweep as sw
@@ -17,18 +18,6 @@ from phasewatch.cli import app
 from phasewatch.store import open_run
 
 ray = pytest.importorskip("ray")
-
-TINY = {
-    "p": 17,
-    "train_frac": 0.5,
-    "d_model": 16,
-    "n_heads": 2,
-    "d_head": 8,
-    "d_mlp": 32,
-    "steps": 40,
-    "eval_every": 5,
-    "checkpoint_every": 10,
-}
 
 
 @pytest.fixture(scope="module")
