@@ -14,6 +14,7 @@ from phasewatch import api
 from phasewatch.cli_superposition import superposition_app
 from phasewatch.config import TrainConfig
 from phasewatch.errors import ConfigError
+from phasewatch.phenomena import superposition_model
 from phasewatch.phenomena.superposition import (
     FusedToyLoss,
     SuperpositionConfig,
@@ -22,9 +23,12 @@ from phasewatch.phenomena.superposition import (
     data_rng,
     sample_features,
 )
+from phasewatch.phenomena.superposition_model import GramToyLoss, gram_is_cheaper
+from phasewatch.phenomena.superposition_task import _StackedBatch
 from phasewatch.report.summary import summarise
 from phasewatch.report.superposition import superposition_section
 from phasewatch.store import open_run
+from phasewatch.training.batched import loss_function, stack_models
 
 TINY = {
     "n": 6,
@@ -146,6 +150,54 @@ def test_fused_loss_and_gradient_equal_autograd_in_float64():
         g_fused = torch.autograd.grad((fused * scale).sum(), [W, b])
         for a, c in zip(g_fused, g_ref):
             torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+
+
+def test_gram_loss_and_gradient_equal_autograd_in_float64(monkeypatch):
+    cfg = SuperpositionConfig(n=7, m=3, n_densities=5)
+    task = SuperpositionTask.from_config(cfg, TrainConfig(seed=3))
+    task.model.double()
+    imp = task.importances.double()
+    with torch.no_grad():
+        task.model.W.mul_(4)  # leave the small-init regime: many active ReLUs
+        task.model.b.normal_(0, 0.2, generator=torch.Generator().manual_seed(1))
+    x = task.batch_at(5).double()
+    W, b = task.model.W, task.model.b
+    ref = ((task.model(x) - x).pow(2) * imp[:, None]).sum(-1).mean(-1)
+    scale = torch.arange(1.0, 6.0, dtype=torch.float64)  # per-instance upstream gradient
+    g_ref = torch.autograd.grad((ref * scale).sum(), [W, b])
+
+    def fill(lo, hi, out):
+        return out.copy_(x[lo:hi].transpose(1, 2))
+
+    for floats in (1, 2 * 7 * 1024, 1 << 20):  # one instance, uneven chunks, all at once
+        monkeypatch.setattr(superposition_model, "_GRAM_CHUNK_FLOATS", floats)
+        loss = GramToyLoss.apply(W, b, imp, fill, 1024)
+        torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-12)
+        g = torch.autograd.grad((loss * scale).sum(), [W, b])
+        for a, c in zip(g, g_ref):
+            torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+
+
+@pytest.mark.parametrize("n,m", [(5, 2), (6, 2)])  # GramToyLoss, FusedToyLoss
+def test_stacked_data_and_loss_equal_the_single_members(n, m):
+    cfg = SuperpositionConfig(n=n, m=m, n_densities=7, batch=256)
+    tasks = [SuperpositionTask.from_config(cfg, TrainConfig(seed=s)) for s in range(3)]
+    assert gram_is_cheaper(n, m) == (n == 5)
+    fill, got = _StackedBatch(tasks, 9), torch.empty(21, n, 256)
+    for lo in range(0, 21, 5):  # chunks across member boundaries
+        fill(lo, min(lo + 5, 21), got[lo : lo + 5])
+    want = torch.cat([t.batch_at(9) for t in tasks]).transpose(1, 2)
+    assert torch.equal(got, want)  # the same numbers as each member's own stream
+    params = stack_models(tasks)
+    stacked = loss_function(tasks)(params, 9)
+    stacked.sum().backward()
+    for k, t in enumerate(tasks):
+        W, b = (p.detach().clone().requires_grad_() for p in (t.model.W, t.model.b))
+        single = FusedToyLoss.apply(t.batch_at(9), W, b, t.importances).sum()
+        single.backward()
+        torch.testing.assert_close(stacked[k], single, rtol=1e-6, atol=0)
+        torch.testing.assert_close(params["W"].grad[k], W.grad, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(params["b"].grad[k], b.grad, rtol=1e-5, atol=1e-7)
 
 
 def test_train_loss_is_stateless_in_step():

@@ -1,8 +1,10 @@
-"""The toy model of superposition, its data distribution and its fused loss.
+"""The toy model of superposition, its data distribution and its fused losses.
 
 Elhage et al. 2022, "Toy Models of Superposition": x' = ReLU(WᵀWx + b) for many
 instances at once along a leading instance dimension, features x_i ~ U[0, 1) with
-probability 1 − S, the importance-weighted squared error, and its closed-form gradient.
+probability 1 − S, the importance-weighted squared error, and its closed-form gradient
+(:class:`FusedToyLoss`; :class:`GramToyLoss`, the same in feature-major layout, for
+batched seeds with small n).
 The phenomenon (config, task, presets) is :mod:`phasewatch.phenomena.superposition`.
 """
 
@@ -126,3 +128,69 @@ class FusedToyLoss(torch.autograd.Function):
     def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, Tensor, None, None]:
         dW, db = ctx.saved_tensors
         return None, dW * grad[:, None, None], db * grad[:, None], None, None
+
+
+def gram_is_cheaper(n: int, m: int) -> bool:
+    """Whether :class:`GramToyLoss` needs no more multiply-adds than :class:`FusedToyLoss`:
+    2n² against 5mn per example (Gx and gxᵀ against xWᵀ, hW, gWᵀ, hᵀg and (gWᵀ)ᵀx),
+    i.e. n <= 2.5m (the intro and phase-diagram presets, not geometry)."""
+    return 2 * n <= 5 * m
+
+
+_GRAM_CHUNK_FLOATS = 1 << 17  # activations per chunk of GramToyLoss (512 kB; measured best)
+
+Fill = Any  # Callable[[int, int, Tensor], Tensor]: (lo, hi, out (hi-lo, n, B)) -> out
+
+
+class GramToyLoss(torch.autograd.Function):
+    """:class:`FusedToyLoss` in feature-major layout, for small n (:func:`gram_is_cheaper`):
+    the same per-instance loss and closed-form gradient, with the batch dimension last
+    (instances, n, batch), where CPU matrix products and broadcasts over the long batch
+    dimension run far faster than with n = 5 last, taken in chunks of instances whose
+    data are drawn just before use (so that they stay in cache).
+
+    With G = WᵀW (instances, n, n): x' = ReLU(Gx + b), r = x' − x, s = (2/B) I and
+    g = s ⊙ r ⊙ [x' > 0] = ∂L/∂pre; ∂L/∂b = Σ_batch g and, from ∂L/∂G = g xᵀ,
+    ∂L/∂W = W(∂L/∂G + ∂L/∂Gᵀ). The per-feature factor s is applied after the sums over
+    the batch (it scales rows of g). Only float rounding differs from
+    :class:`FusedToyLoss` (measured: < 2e-6 relative).
+
+    Args (of ``apply``): ``W`` (instances, m, n), ``b`` (instances, n), ``importances``
+    (instances, n), ``fill(lo, hi, out)``: writes the batch of instances lo..hi into
+    ``out`` (hi − lo, n, batch) and returns it; ``batch``: examples per instance.
+    """
+
+    @staticmethod
+    def forward(
+        ctx: Any,
+        W: Float[Tensor, "instances m n"],
+        b: Float[Tensor, "instances n"],
+        importances: Float[Tensor, "instances n"],
+        fill: Fill,
+        batch: int,
+    ) -> Float[Tensor, " instances"]:
+        ni, _, n = W.shape
+        chunk = max(1, _GRAM_CHUNK_FLOATS // (n * batch))
+        G = torch.bmm(W.transpose(1, 2), W)  # (I, n, n)
+        bias = b[:, :, None]  # (I, n, 1)
+        rr, sum_g, xg = W.new_empty(ni, n), W.new_empty(ni, n), W.new_empty(ni, n, n)
+        bufs = W.new_empty(3, min(chunk, ni), n, batch)  # x, x', r of a chunk (reused)
+        for lo in range(0, ni, chunk):
+            hi = min(lo + chunk, ni)
+            x = fill(lo, hi, bufs[0, : hi - lo])  # (C, n, B)
+            out = torch.baddbmm(bias[lo:hi], G[lo:hi], x, out=bufs[1, : hi - lo])
+            out.clamp_(min=0)  # (C, n, B): x'
+            r = torch.sub(out, x, out=bufs[2, : hi - lo])  # (C, n, B)
+            torch.linalg.vecdot(r, r, out=rr[lo:hi])  # (C, n): Σ_batch r²
+            g = torch.ops.aten.threshold_backward.grad_input(r, out, 0, grad_input=r)
+            torch.sum(g, -1, out=sum_g[lo:hi])  # (C, n)
+            torch.bmm(g, x.transpose(1, 2), out=xg[lo:hi])  # (C, n, n): r[x'>0] xᵀ
+        s = importances * (2.0 / batch)  # (I, n)
+        dG = xg.mul_(s[:, :, None])  # (I, n, n): ∂L/∂G
+        ctx.save_for_backward(torch.bmm(W, dG + dG.transpose(1, 2)), sum_g.mul_(s))
+        return torch.linalg.vecdot(rr, s) / 2
+
+    @staticmethod
+    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None, None]:
+        dW, db = ctx.saved_tensors
+        return dW * grad[:, None, None], db * grad[:, None], None, None, None

@@ -18,9 +18,11 @@ from phasewatch.config import TrainConfig, require
 from phasewatch.phenomena import superposition_geometry as geo
 from phasewatch.phenomena.superposition_model import (
     FusedToyLoss,
+    GramToyLoss,
     ToyModel,
     data_rng,
     default_init_std,
+    gram_is_cheaper,
     sample_features,
     weighted_mse,
 )
@@ -153,6 +155,7 @@ class SuperpositionTask:
         self.instances, self.n = importances.shape
         self.threshold, self.replicas = norm_threshold, replicas
         self.densities = densities.to(self.dev)
+        self.neg_inv_density = -1.0 / self.densities.to(torch.float32).cpu()  # as sample_features
         self.importances = importances.to(torch.float32).to(self.dev)
         std = init_std or default_init_std(m, self.n, self.instances)
         g = torch.Generator().manual_seed(seed)
@@ -203,14 +206,20 @@ class SuperpositionTask:
     ) -> Float[Tensor, " members"]:
         """For batched seeds: the (K,) total losses of K members from stacked parameters
         ``W`` (K, instances, m, n) and ``b`` (K, instances, n). The members' instances are
-        concatenated into one instance dimension (each member's batch from its own seed);
-        the fused loss chunks the batch for all K·I instances (only float rounding differs
-        from a single member's run)."""
+        concatenated into one instance dimension, each member's batch from its own seed
+        (the same numbers as :meth:`batch_at`). For small n on the CPU
+        (:func:`~.superposition_model.gram_is_cheaper`) the loss is :class:`GramToyLoss`,
+        with the data drawn chunk by chunk; otherwise :class:`FusedToyLoss` on the
+        concatenated batch. Only float rounding differs from a single member's run."""
         W, b = params["W"], params["b"]
-        k, ni, _, n = W.shape
-        x = torch.cat([t.batch_at(step) for t in tasks])  # (K*I, B, n)
+        k, ni, m, n = W.shape
         imp = torch.cat([t.importances for t in tasks])  # (K*I, n)
-        loss = FusedToyLoss.apply(x, W.flatten(0, 1), b.flatten(0, 1), imp)
+        if W.device.type == "cpu" and gram_is_cheaper(n, m):
+            fill = _StackedBatch(tasks, step)
+            loss = GramToyLoss.apply(W.flatten(0, 1), b.flatten(0, 1), imp, fill, fill.batch)
+        else:
+            x = torch.cat([t.batch_at(step) for t in tasks])  # (K*I, B, n)
+            loss = FusedToyLoss.apply(x, W.flatten(0, 1), b.flatten(0, 1), imp)
         return loss.view(k, ni).sum(1)
 
     def weights(self) -> Float[Tensor, "instances m n"]:
@@ -238,6 +247,30 @@ class SuperpositionTask:
             out[f"represented/{k}"] = float(rep[k].sum())
         out.update({f"dim/{i}": v for i, v in enumerate(dims.reshape(-1).tolist())})
         return out
+
+
+class _StackedBatch:
+    """Step ``step``'s training batches of K members, written on demand for a range of
+    the concatenated instances in feature-major layout (instances, n, batch): each
+    member's generator draws its instances in order, so the numbers are those of
+    :meth:`SuperpositionTask.batch_at` (partial draws continue one stream)."""
+
+    def __init__(self, tasks: Sequence[SuperpositionTask], step: int) -> None:
+        self.rngs = [data_rng(t.seed, step) for t in tasks]
+        self.per_member, self.n, self.batch = tasks[0].instances, tasks[0].n, tasks[0].batch
+        neg = torch.cat([t.neg_inv_density for t in tasks])
+        self.neg_inv_p = neg[:, None, None]  # (K*I, 1, 1), as in sample_features
+        self.u: np.ndarray | None = None
+
+    def __call__(self, lo: int, hi: int, out: Tensor) -> Float[Tensor, "chunk n batch"]:
+        if self.u is None or len(self.u) < hi - lo:
+            self.u = np.empty((hi - lo, self.batch, self.n), np.float32)
+        u, ni = self.u[: hi - lo], self.per_member
+        for k in range(lo // ni, (hi - 1) // ni + 1):
+            a, z = max(lo, k * ni), min(hi, (k + 1) * ni)
+            self.rngs[k].random(dtype=np.float32, out=u[a - lo : z - lo])  # (z-a, B, n)
+        torch.mul(torch.from_numpy(u).transpose(1, 2), self.neg_inv_p[lo:hi], out=out)
+        return out.add_(1.0).clamp_(min=0.0)  # max(0, 1 − u/p)
 
 
 def fit(task: SuperpositionTask, train: TrainConfig) -> list[float]:
