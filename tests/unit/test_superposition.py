@@ -131,7 +131,9 @@ def test_data_follow_the_paper_distribution_and_depend_on_seed_and_step_only():
     assert not torch.equal(x, sample_features(dens, 50, 4000, data_rng(0, None)))
 
 
-def test_fused_loss_and_gradient_equal_autograd_in_float64():
+def _float64_case() -> tuple:
+    """A float64 task away from the small-init regime, its step-5 batch, and autograd's
+    per-instance losses and gradients under a per-instance upstream gradient ``scale``."""
     cfg = SuperpositionConfig(n=7, m=3, n_densities=4)
     task = SuperpositionTask.from_config(cfg, TrainConfig(seed=3))
     task.model.double()
@@ -142,40 +144,34 @@ def test_fused_loss_and_gradient_equal_autograd_in_float64():
     x = task.batch_at(5).double()
     W, b = task.model.W, task.model.b
     ref = ((task.model(x) - x).pow(2) * imp[:, None]).sum(-1).mean(-1)
-    scale = torch.arange(1.0, 5.0, dtype=torch.float64)  # per-instance upstream gradient
-    g_ref = torch.autograd.grad((ref * scale).sum(), [W, b])
+    scale = torch.arange(1.0, 5.0, dtype=torch.float64)
+    return x, W, b, imp, ref, scale, torch.autograd.grad((ref * scale).sum(), [W, b])
+
+
+def _assert_equals_autograd(loss: torch.Tensor, case: tuple) -> None:
+    _, W, b, _, ref, scale, g_ref = case
+    torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-12)
+    for a, c in zip(torch.autograd.grad((loss * scale).sum(), [W, b]), g_ref):
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_loss_and_gradient_equal_autograd_in_float64():
+    case = _float64_case()
+    x, W, b, imp = case[:4]
     for chunk in (0, 1, 100, 1024):  # automatic, one example, uneven chunks, whole batch
-        fused = FusedToyLoss.apply(x, W, b, imp, chunk)
-        torch.testing.assert_close(fused, ref, rtol=1e-12, atol=1e-12)
-        g_fused = torch.autograd.grad((fused * scale).sum(), [W, b])
-        for a, c in zip(g_fused, g_ref):
-            torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+        _assert_equals_autograd(FusedToyLoss.apply(x, W, b, imp, chunk), case)
 
 
 def test_gram_loss_and_gradient_equal_autograd_in_float64(monkeypatch):
-    cfg = SuperpositionConfig(n=7, m=3, n_densities=5)
-    task = SuperpositionTask.from_config(cfg, TrainConfig(seed=3))
-    task.model.double()
-    imp = task.importances.double()
-    with torch.no_grad():
-        task.model.W.mul_(4)  # leave the small-init regime: many active ReLUs
-        task.model.b.normal_(0, 0.2, generator=torch.Generator().manual_seed(1))
-    x = task.batch_at(5).double()
-    W, b = task.model.W, task.model.b
-    ref = ((task.model(x) - x).pow(2) * imp[:, None]).sum(-1).mean(-1)
-    scale = torch.arange(1.0, 6.0, dtype=torch.float64)  # per-instance upstream gradient
-    g_ref = torch.autograd.grad((ref * scale).sum(), [W, b])
+    case = _float64_case()
+    x, W, b, imp = case[:4]
 
     def fill(lo, hi, out):
         return out.copy_(x[lo:hi].transpose(1, 2))
 
-    for floats in (1, 2 * 7 * 1024, 1 << 20):  # one instance, uneven chunks, all at once
+    for floats in (1, 3 * 7 * 1024, 1 << 20):  # one instance, uneven chunks, all at once
         monkeypatch.setattr(superposition_model, "_GRAM_CHUNK_FLOATS", floats)
-        loss = GramToyLoss.apply(W, b, imp, fill, 1024)
-        torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-12)
-        g = torch.autograd.grad((loss * scale).sum(), [W, b])
-        for a, c in zip(g, g_ref):
-            torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+        _assert_equals_autograd(GramToyLoss.apply(W, b, imp, fill, 1024), case)
 
 
 @pytest.mark.parametrize("n,m", [(5, 2), (6, 2)])  # GramToyLoss, FusedToyLoss
