@@ -71,8 +71,8 @@ def test_unreachable_address_one_line_within_30s_nothing_written(tmp_path):
     assert not out.exists()
 
 
-# A victim member long enough to be caught mid-training (~2-4 s on a busy core).
-LONG = TINY | {"steps": 600, "eval_every": 50, "checkpoint_every": 25}
+# A victim member long enough to be caught mid-training (~1-2 s on a busy core).
+LONG = TINY | {"steps": 300, "eval_every": 50, "checkpoint_every": 25}
 
 
 def _running_pid(member: Path, min_step: int) -> int | None:
@@ -105,7 +105,7 @@ def _watch(member: Path, times: int, action, stop: threading.Event, log: Path) -
 
 def _sweep_with(tmp_path: Path, times: int, action) -> tuple[sw.SweepResult, list[int]]:
     s = sw.build_spec(
-        {"phenomenon": "grokking", "seeds": "0:3", "set": LONG, "executor": "ray"}
+        {"phenomenon": "grokking", "seeds": "0:2", "set": LONG, "executor": "ray"}
         | {"strategy": "single"}
     )
     stop = threading.Event()
@@ -124,10 +124,10 @@ def _kill(pid: int) -> None:
 def _assert_complete(member: Path) -> None:
     rd = open_run(member)
     assert rd.status()["status"] == "done"
-    assert rd.checkpoint_steps() == list(range(0, 601, 25))
+    assert rd.checkpoint_steps() == list(range(0, 301, 25))
     m = rd.metrics()
     assert not m.duplicated(["step", "key"]).any()
-    assert sorted(m.loc[m["key"] == "train/loss", "step"]) == list(range(0, 601, 50))
+    assert sorted(m.loc[m["key"] == "train/loss", "step"]) == list(range(0, 301, 50))
 
 
 def _member_dirs(out: Path) -> list[str]:
@@ -137,44 +137,44 @@ def _member_dirs(out: Path) -> list[str]:
 def test_ray_retries_a_task_whose_worker_dies_once(tmp_path, ray_cluster):
     result, killed = _sweep_with(tmp_path, 1, _kill)
     assert len(killed) == 1  # s1's first attempt was killed mid-training
-    assert sorted(result.done) == ["s0", "s1", "s2"] and not result.unfinished
+    assert sorted(result.done) == ["s0", "s1"] and not result.unfinished
     final = open_run(tmp_path / "s1").status()
     assert final["pid"] != killed[0]  # finished by the retry, in another worker
-    for name in ("s0", "s1", "s2"):
+    for name in ("s0", "s1"):
         _assert_complete(tmp_path / name)
-    assert _member_dirs(tmp_path) == ["s0", "s1", "s2"]  # no duplicates
+    assert _member_dirs(tmp_path) == ["s0", "s1"]  # no duplicates
 
 
 def test_ray_task_failing_twice_is_reported_and_others_finish(tmp_path, ray_cluster):
     result, killed = _sweep_with(tmp_path, 2, _kill)
     assert len(killed) == 2  # the first attempt and the retry
-    assert sorted(result.done) == ["s0", "s2"] and not result.failed
+    assert result.done == ["s0"] and not result.failed
     [(name, error)] = result.unfinished
     assert name == "s1" and error
     assert sw.member_status(tmp_path / "s1") == "interrupted"
     again = sw.resume_sweep(tmp_path, progress=False)  # the member is resumable
-    assert again.done == ["s1"] and sorted(again.skipped) == ["s0", "s2"]
+    assert again.done == ["s1"] and again.skipped == ["s0"]
     _assert_complete(tmp_path / "s1")
-    assert _member_dirs(tmp_path) == ["s0", "s1", "s2"]
+    assert _member_dirs(tmp_path) == ["s0", "s1"]
 
 
 def test_ray_task_raising_twice_leaves_no_live_running_member(tmp_path, ray_cluster):
-    """A task that raises (here: its checkpoint write at step 500 fails, as on a failing
+    """A task that raises (here: its checkpoint write at step 250 fails, as on a failing
     disk: a folder stands at the file's path) while its Ray worker lives on fails on the
     retry too; it is reported unfinished, its member is not left "running" under that
     live worker's pid, and --resume finishes it once the disk is fixed."""
-    obstacle = tmp_path / "s1" / "checkpoints" / "step_000500.safetensors"
+    obstacle = tmp_path / "s1" / "checkpoints" / "step_000250.safetensors"
 
     def break_disk(pid: int) -> None:
         obstacle.mkdir()
 
     result, hit = _sweep_with(tmp_path, 1, break_disk)
     assert len(hit) == 1
-    assert sorted(result.done) == ["s0", "s2"] and not result.failed
+    assert result.done == ["s0"] and not result.failed
     [(name, error)] = result.unfinished
     assert name == "s1" and "Error" in error
     status = open_run(tmp_path / "s1").status()
-    assert status["status"] == "interrupted" and status["step"] == 475 and status["error"]
+    assert status["status"] == "interrupted" and status["step"] == 225 and status["error"]
     assert sw.member_status(tmp_path / "s1") == "interrupted"
     obstacle.rmdir()
     again = sw.resume_sweep(tmp_path, progress=False)
