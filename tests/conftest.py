@@ -3,19 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from tiny_configs import GROKKING
 
-TINY = {
-    "p": 17,
-    "train_frac": 0.5,
-    "d_model": 16,
-    "n_heads": 2,
-    "d_head": 8,
-    "d_mlp": 32,
-    "steps": 40,
-    "eval_every": 5,
-    "checkpoint_every": 10,
-    "threads": 1,
-}
+TINY = GROKKING | {"threads": 1}
 
 
 @pytest.fixture

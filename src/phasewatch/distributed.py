@@ -104,15 +104,37 @@ def _train_together(rds: Sequence[Any], report: bool) -> list[str]:
 
 def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
     """Train one unit: ``{"members": [[path, config], ...], "batched": bool, "report":
-    bool}``. Returns ``[{"path", "status"}]`` with status ``done`` or ``failed``."""
+    bool}``. Returns ``[{"path", "status"}]`` with status ``done`` or ``failed``.
+
+    An unexpected error (e.g. a failing disk) is re-raised (so Ray retries the unit) after
+    the members this process left ``running`` are marked ``interrupted`` with the error: a
+    worker that lives on (a Ray or pool worker) must not keep them "being trained"."""
     rds = [_open_member(Path(p), cfg) for p, cfg in unit["members"]]
     finished = {rd.path: rd.status()["status"] for rd in rds}
     todo = [rd for rd in rds if finished[rd.path] not in ("done", "failed")]
-    if unit["batched"] and len(todo) > 1:
-        finished.update(zip((rd.path for rd in todo), _train_together(todo, unit["report"])))
-    else:
-        finished.update({rd.path: _train_one(rd, unit["report"]) for rd in todo})
+    try:
+        if unit["batched"] and len(todo) > 1:
+            finished.update(zip((rd.path for rd in todo), _train_together(todo, unit["report"])))
+        else:
+            finished.update({rd.path: _train_one(rd, unit["report"]) for rd in todo})
+    except Exception as e:
+        _mark_interrupted(todo, _error_line(e))
+        raise
     return [{"path": str(rd.path), "status": finished[rd.path]} for rd in rds]
+
+
+def _mark_interrupted(rds: Sequence[Any], error: str) -> None:
+    """Members still ``running`` under this process become ``interrupted`` (best effort:
+    the error that brought us here may also stop this write)."""
+    for rd in rds:
+        with contextlib.suppress(Exception):
+            status = rd.status()
+            if status.get("status") == "running" and status.get("pid") == os.getpid():
+                rd.set_status("interrupted", status.get("step", 0), error=error)
+
+
+def _error_line(e: BaseException) -> str:
+    return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
 # ---- the plan ---------------------------------------------------------------------------------
@@ -249,8 +271,7 @@ def _worker_init(parent: int) -> None:
 
 
 def _unit_error(unit: dict[str, Any], e: BaseException) -> list[dict[str, Any]]:
-    msg = f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
-    return [{"path": p, "status": "error", "error": msg} for p, _ in unit["members"]]
+    return [{"path": p, "status": "error", "error": _error_line(e)} for p, _ in unit["members"]]
 
 
 class LocalSession:

@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from tiny_configs import GROKKING as TINY_GROKKING
 
 from phasewatch.api import _configs, resolve_config
 from phasewatch.store.run import create_run
 from phasewatch.training import train
 from phasewatch.training.batched import batch_key, train_batched
 
-GROKKING = {
-    "p": 17,
-    "train_frac": 0.5,
-    "d_model": 16,
-    "n_heads": 2,
-    "d_head": 8,
-    "d_mlp": 32,
-    "steps": 40,
-    "eval_every": 5,
-    "checkpoint_every": 10,
-    "threads": 1,
-}
+GROKKING = TINY_GROKKING | {"threads": 1}
 INDUCTION = {
     "vocab": 16,
     "n_ctx": 16,

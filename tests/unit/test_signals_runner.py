@@ -9,6 +9,7 @@ import pandas as pd
 import pytest
 import torch
 import typer
+from tiny_configs import GROKKING
 from typer.testing import CliRunner
 
 from phasewatch import api
@@ -31,18 +32,7 @@ CHEAP = {
 
 @pytest.fixture(scope="module")
 def tiny_run(tmp_path_factory):
-    tiny = {
-        "p": 17,
-        "train_frac": 0.5,
-        "d_model": 16,
-        "n_heads": 2,
-        "d_head": 8,
-        "d_mlp": 32,
-        "steps": 40,
-        "eval_every": 5,
-        "checkpoint_every": 10,
-        "threads": 1,
-    }
+    tiny = GROKKING | {"threads": 1}
     out = tmp_path_factory.mktemp("runs")
     return api.run("grokking", "quick", tiny, out=out, progress=False, report=False)
 

@@ -14,6 +14,7 @@ from phasewatch import api
 from phasewatch.cli_superposition import superposition_app
 from phasewatch.config import TrainConfig
 from phasewatch.errors import ConfigError
+from phasewatch.phenomena import superposition_model
 from phasewatch.phenomena.superposition import (
     FusedToyLoss,
     SuperpositionConfig,
@@ -22,9 +23,12 @@ from phasewatch.phenomena.superposition import (
     data_rng,
     sample_features,
 )
+from phasewatch.phenomena.superposition_model import GramToyLoss, gram_is_cheaper
+from phasewatch.phenomena.superposition_task import _StackedBatch
 from phasewatch.report.summary import summarise
 from phasewatch.report.superposition import superposition_section
 from phasewatch.store import open_run
+from phasewatch.training.batched import loss_function, stack_models
 
 TINY = {
     "n": 6,
@@ -127,7 +131,9 @@ def test_data_follow_the_paper_distribution_and_depend_on_seed_and_step_only():
     assert not torch.equal(x, sample_features(dens, 50, 4000, data_rng(0, None)))
 
 
-def test_fused_loss_and_gradient_equal_autograd_in_float64():
+def _float64_case() -> tuple:
+    """A float64 task away from the small-init regime, its step-5 batch, and autograd's
+    per-instance losses and gradients under a per-instance upstream gradient ``scale``."""
     cfg = SuperpositionConfig(n=7, m=3, n_densities=4)
     task = SuperpositionTask.from_config(cfg, TrainConfig(seed=3))
     task.model.double()
@@ -138,14 +144,56 @@ def test_fused_loss_and_gradient_equal_autograd_in_float64():
     x = task.batch_at(5).double()
     W, b = task.model.W, task.model.b
     ref = ((task.model(x) - x).pow(2) * imp[:, None]).sum(-1).mean(-1)
-    scale = torch.arange(1.0, 5.0, dtype=torch.float64)  # per-instance upstream gradient
-    g_ref = torch.autograd.grad((ref * scale).sum(), [W, b])
+    scale = torch.arange(1.0, 5.0, dtype=torch.float64)
+    return x, W, b, imp, ref, scale, torch.autograd.grad((ref * scale).sum(), [W, b])
+
+
+def _assert_equals_autograd(loss: torch.Tensor, case: tuple) -> None:
+    _, W, b, _, ref, scale, g_ref = case
+    torch.testing.assert_close(loss, ref, rtol=1e-12, atol=1e-12)
+    for a, c in zip(torch.autograd.grad((loss * scale).sum(), [W, b]), g_ref):
+        torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+
+
+def test_fused_loss_and_gradient_equal_autograd_in_float64():
+    case = _float64_case()
+    x, W, b, imp = case[:4]
     for chunk in (0, 1, 100, 1024):  # automatic, one example, uneven chunks, whole batch
-        fused = FusedToyLoss.apply(x, W, b, imp, chunk)
-        torch.testing.assert_close(fused, ref, rtol=1e-12, atol=1e-12)
-        g_fused = torch.autograd.grad((fused * scale).sum(), [W, b])
-        for a, c in zip(g_fused, g_ref):
-            torch.testing.assert_close(a, c, rtol=1e-10, atol=1e-12)
+        _assert_equals_autograd(FusedToyLoss.apply(x, W, b, imp, chunk), case)
+
+
+def test_gram_loss_and_gradient_equal_autograd_in_float64(monkeypatch):
+    case = _float64_case()
+    x, W, b, imp = case[:4]
+
+    def fill(lo, hi, out):
+        return out.copy_(x[lo:hi].transpose(1, 2))
+
+    for floats in (1, 3 * 7 * 1024, 1 << 20):  # one instance, uneven chunks, all at once
+        monkeypatch.setattr(superposition_model, "_GRAM_CHUNK_FLOATS", floats)
+        _assert_equals_autograd(GramToyLoss.apply(W, b, imp, fill, 1024), case)
+
+
+@pytest.mark.parametrize("n,m", [(5, 2), (6, 2)])  # GramToyLoss, FusedToyLoss
+def test_stacked_data_and_loss_equal_the_single_members(n, m):
+    cfg = SuperpositionConfig(n=n, m=m, n_densities=7, batch=256)
+    tasks = [SuperpositionTask.from_config(cfg, TrainConfig(seed=s)) for s in range(3)]
+    assert gram_is_cheaper(n, m) == (n == 5)
+    fill, got = _StackedBatch(tasks, 9), torch.empty(21, n, 256)
+    for lo in range(0, 21, 5):  # chunks across member boundaries
+        fill(lo, min(lo + 5, 21), got[lo : lo + 5])
+    want = torch.cat([t.batch_at(9) for t in tasks]).transpose(1, 2)
+    assert torch.equal(got, want)  # the same numbers as each member's own stream
+    params = stack_models(tasks)
+    stacked = loss_function(tasks)(params, 9)
+    stacked.sum().backward()
+    for k, t in enumerate(tasks):
+        W, b = (p.detach().clone().requires_grad_() for p in (t.model.W, t.model.b))
+        single = FusedToyLoss.apply(t.batch_at(9), W, b, t.importances).sum()
+        single.backward()
+        torch.testing.assert_close(stacked[k], single, rtol=1e-6, atol=0)
+        torch.testing.assert_close(params["W"].grad[k], W.grad, rtol=1e-5, atol=1e-7)
+        torch.testing.assert_close(params["b"].grad[k], b.grad, rtol=1e-5, atol=1e-7)
 
 
 def test_train_loss_is_stateless_in_step():

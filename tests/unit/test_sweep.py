@@ -12,6 +12,7 @@ import time
 
 import pandas as pd
 import pytest
+from tiny_configs import GROKKING as TINY
 from typer.testing import CliRunner
 
 from phasewatch import api
@@ -21,17 +22,6 @@ from phasewatch.errors import ConfigError
 from phasewatch.store import open_run
 from phasewatch.training import batched
 
-TINY = {
-    "p": 17,
-    "train_frac": 0.5,
-    "d_model": 16,
-    "n_heads": 2,
-    "d_head": 8,
-    "d_mlp": 32,
-    "steps": 40,
-    "eval_every": 5,
-    "checkpoint_every": 10,
-}
 SET = [f"{k}={v}" for k, v in TINY.items()]
 
 

@@ -33,6 +33,11 @@ Presets:
         12 min for the run (the jump at ~9 min).
     olsson-1layer: the same with one layer, the control: no induction heads, no jump
         (prefix matching <= 0.025, ICL score >= -0.22 nats; 8 min).
+
+Code: the data in :mod:`.induction_data`, the model and its fast forward pass in
+:mod:`.induction_model`, the head scores in :mod:`.induction_scores`; this module holds the
+config, one seed's task, the whole-run findings and the presets, and re-exports the public
+names of the first two.
 """
 
 from __future__ import annotations
@@ -50,15 +55,41 @@ from torch import Tensor
 
 from phasewatch.config import TrainConfig, require, require_choice
 from phasewatch.detect.onsets import OnsetRule
-from phasewatch.models import Transformer, TransformerConfig, run_with_cache
+from phasewatch.models import TransformerConfig, run_with_cache
 from phasewatch.phenomena import induction_scores as sc
 from phasewatch.phenomena.base import Findings, Preset, register
+from phasewatch.phenomena.induction_data import (
+    STREAM_EVAL,
+    STREAM_INIT,
+    STREAM_REPEAT,
+    STREAM_TRAIN,
+    distinct_tokens,
+    generator,
+    make_batch,
+    markov_chain,
+    repeated_block,
+    sample_text,
+)
+from phasewatch.phenomena.induction_model import NormedTransformer, fast_logits, next_token_loss
+
+__all__ = [
+    "Induction",
+    "InductionConfig",
+    "InductionTask",
+    "NormedTransformer",
+    "distinct_tokens",
+    "fast_logits",
+    "generator",
+    "make_batch",
+    "markov_chain",
+    "next_token_loss",
+    "repeated_block",
+    "sample_text",
+]
 
 SOURCES = ("random", "markov")
 INDUCTION_THRESHOLD = 0.5  # prefix-matching score above which a head is an induction head
 PREVIOUS_TOKEN_THRESHOLD = 0.5  # previous-token score above which a head is a previous-token head
-# Random-number streams: each stream gets its own torch.Generator from (seed, stream, step).
-_TRAIN, _EVAL, _REPEAT, _INIT, _CHAIN = range(5)
 
 
 @dataclass(frozen=True)
@@ -134,158 +165,6 @@ class InductionConfig:
         )
 
 
-# ---- data ---------------------------------------------------------------------------------
-def generator(seed: int, stream: int, step: int = 0) -> torch.Generator:
-    """A CPU generator determined by ``(seed, stream, step)`` alone (numpy SeedSequence
-    mixing, so streams and steps never collide)."""
-    state = np.random.SeedSequence([seed, stream, step]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
-
-
-def markov_chain(vocab: int, concentration: float, seed: int) -> Float[Tensor, "vocab vocab"]:
-    """Seeded bigram transition matrix ``P[a, b] = p(next = b | current = a)``; rows are
-    Dirichlet(``concentration``) draws (float64)."""
-    rng = np.random.default_rng(np.random.SeedSequence([seed, _CHAIN]))
-    rows = rng.dirichlet(np.full(vocab, concentration), size=vocab)
-    return torch.from_numpy(rows)
-
-
-def sample_text(
-    batch: int, n: int, vocab: int, g: torch.Generator, chain: Tensor | None = None
-) -> Int[Tensor, "batch n"]:
-    """``batch`` sequences of ``n`` tokens: uniform i.i.d. if ``chain`` is None, else a walk
-    of the bigram ``chain`` from a uniform first token (inverse-CDF sampling)."""
-    if chain is None:
-        return torch.randint(0, vocab, (batch, n), generator=g)
-    cdf = chain.cumsum(-1)  # (V, V)
-    u = torch.rand(n, batch, 1, generator=g, dtype=torch.float64)  # (n, B, 1)
-    out = torch.empty(n, batch, dtype=torch.long)
-    out[0] = (u[0, :, 0] * vocab).long().clamp_max(vocab - 1)
-    for t in range(1, n):
-        out[t] = torch.searchsorted(cdf[out[t - 1]], u[t])[:, 0].clamp_max(vocab - 1)  # (B,)
-    return out.T.contiguous()
-
-
-def distinct_tokens(batch: int, n: int, vocab: int, g: torch.Generator) -> Int[Tensor, "batch n"]:
-    """``batch`` rows of ``n`` distinct uniform tokens (``n <= vocab``)."""
-    return torch.rand(batch, vocab, generator=g).argsort(-1)[:, :n]
-
-
-def make_batch(
-    cfg: InductionConfig, batch: int, g: torch.Generator, chain: Tensor | None = None
-) -> tuple[Int[Tensor, "batch n_ctx"], Int[Tensor, "batch repeats"]]:
-    """Training sequences: text with a span of ``span_len`` tokens written ``repeats`` times.
-
-    The copies do not overlap and lie inside the context; their starts are uniform over
-    all such layouts (sorted cut points in the ``n_ctx - repeats · span_len`` free
-    tokens). So the last few positions are rarely inside a repeat (for olsson-2layer the
-    final token only when the second copy ends exactly there) and trained models discount
-    induction there; :func:`~.induction_scores.icl_positions` keeps away from them. (Letting
-    the last copy run past the end removes that, but on seed 0 stretched the plateau past
-    4,500 steps instead of ~3,300.) The span is distinct uniform tokens (random source) or
-    a chain sample (markov source).
-
-    Returns:
-        ``(tokens, starts)``: tokens (batch, n_ctx) int64 and the start index of each
-        copy (batch, repeats), ascending.
-    """
-    L, R, T = cfg.span_len, cfg.repeats, cfg.n_ctx
-    tokens = sample_text(batch, T, cfg.vocab, g, chain)
-    if chain is None:
-        span = distinct_tokens(batch, L, cfg.vocab, g)
-    else:
-        span = sample_text(batch, L, cfg.vocab, g, chain)
-    free = T - R * L
-    cuts = torch.randint(0, free + 1, (batch, R), generator=g).sort(-1).values
-    starts = cuts + torch.arange(R) * L  # (B, R)
-    idx = (starts[..., None] + torch.arange(L)).reshape(batch, R * L)  # (B, R*L)
-    tokens.scatter_(1, idx, span.repeat(1, R))
-    return tokens, starts
-
-
-def repeated_block(
-    cfg: InductionConfig, batch: int, g: torch.Generator, chain: Tensor | None = None
-) -> Int[Tensor, "batch n_ctx"]:
-    """Evaluation sequences: a block of ``n_ctx // 2`` tokens followed by its repeat
-    (tiled, truncated to ``n_ctx``), as in Olsson et al.'s repeated random tokens. Block
-    tokens are distinct when the vocabulary allows (random source) or a chain sample."""
-    h = cfg.n_ctx // 2
-    if chain is not None:
-        block = sample_text(batch, h, cfg.vocab, g, chain)
-    elif cfg.vocab >= h:
-        block = distinct_tokens(batch, h, cfg.vocab, g)
-    else:
-        block = sample_text(batch, h, cfg.vocab, g)
-    reps = -(-cfg.n_ctx // h)
-    return block.repeat(1, reps)[:, : cfg.n_ctx]
-
-
-class NormedTransformer(Transformer):
-    """:class:`~phasewatch.models.Transformer` with optional pre-LayerNorm.
-
-    With ``layernorm=True`` the input of every attention layer (and MLP) and of the
-    unembedding is layer-normalised without a learned gain or bias (a gain folds into the
-    next weight matrix), as in the TransformerLens models of the public CPU-scale
-    reproductions; attention-only models without it stay on the loss plateau several
-    times longer here. No parameters are added, so checkpoints and hook names are those of
-    the base model; with ``layernorm=False`` it is exactly the base model.
-    """
-
-    def __init__(
-        self, cfg: TransformerConfig, *, layernorm: bool, generator: torch.Generator | None = None
-    ) -> None:
-        super().__init__(cfg, generator=generator)
-        self.layernorm = layernorm
-
-    def normalize(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
-        return F.layer_norm(x, x.shape[-1:]) if self.layernorm else x
-
-    def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab_out"]:
-        """Full-sequence forward pass firing every hook point (``hook_pattern`` included)."""
-        t = tokens.shape[1]
-        x = self.hook_embed(self.embed.W_E[tokens] + self.pos_embed.W_pos[:t])  # (B, T, D)
-        for block in self.blocks:
-            x = block.hook_resid_pre(x)
-            x = block.hook_resid_mid(x + block.attn(self.normalize(x)))
-            if block.mlp is not None:
-                x = x + block.mlp(self.normalize(x))
-            x = block.hook_resid_post(x)
-        return self.normalize(x) @ self.unembed.W_U
-
-
-def fast_logits(
-    model: NormedTransformer, tokens: Int[Tensor, "batch pos"]
-) -> Float[Tensor, "batch pos vocab"]:
-    """The same function as ``model(tokens)`` in fewer memory passes: scores, scale and causal
-    mask in one ``baddbmm`` (additive -inf mask), then softmax and ``bmm``; no hook points.
-    About 1.3x faster per training step here. PyTorch's fused CPU attention
-    (``scaled_dot_product_attention``) is faster still but has no double backward, which
-    the Hessian signal's Hessian-vector products need. Use ``model(tokens)`` with
-    :func:`~phasewatch.models.run_with_cache` for activations.
-    """
-    t = tokens.shape[1]
-    mask = torch.full((t, t), float("-inf"), device=tokens.device).triu(1)  # (T, T)
-    x = model.embed.W_E[tokens] + model.pos_embed.W_pos[:t]  # (B, T, D)
-    for block in model.blocks:
-        a, h = block.attn, model.normalize(x)
-        b, n = h.shape[0], a.W_Q.shape[0]
-        q, k, v = (
-            torch.einsum("bpd,hde->bhpe", h, w).reshape(b * n, t, -1)  # (B*H, T, dh)
-            for w in (a.W_Q, a.W_K, a.W_V)
-        )
-        scores = torch.baddbmm(mask, q, k.transpose(1, 2), alpha=a.scale)  # (B*H, T, T)
-        z = torch.bmm(scores.softmax(-1), v).view(b, n, t, -1)  # (B, H, T, dh)
-        x = x + torch.einsum("bhpe,hem->bpm", z, a.W_O)
-        if block.mlp is not None:
-            x = x + block.mlp(model.normalize(x))
-    return model.normalize(x) @ model.unembed.W_U
-
-
-def next_token_loss(logits: Float[Tensor, "batch pos vocab"], tokens: Tensor) -> Tensor:
-    """Mean next-token cross-entropy (nats) over every position and sequence."""
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
-
-
 # ---- the task -----------------------------------------------------------------------------
 def head_name(layer: int, head: int) -> str:
     return f"L{layer}H{head}"
@@ -297,7 +176,7 @@ class InductionTask:
     def __init__(self, cfg: InductionConfig, train: TrainConfig) -> None:
         self.cfg, self.seed = cfg, train.seed
         self.device = torch.device(train.device)
-        g = generator(train.seed, _INIT)
+        g = generator(train.seed, STREAM_INIT)
         self.model = NormedTransformer(cfg.transformer(), layernorm=cfg.layernorm, generator=g)
         self.model.to(self.device)
         self.chain = (
@@ -305,17 +184,17 @@ class InductionTask:
             if cfg.source == "markov"
             else None
         )
-        val = make_batch(cfg, cfg.eval_batch, generator(train.seed, _EVAL), self.chain)[0]
+        val = make_batch(cfg, cfg.eval_batch, generator(train.seed, STREAM_EVAL), self.chain)[0]
         self.val_tokens = val.to(self.device)
         self.rep_tokens = repeated_block(
-            cfg, cfg.eval_batch, generator(train.seed, _REPEAT), self.chain
+            cfg, cfg.eval_batch, generator(train.seed, STREAM_REPEAT), self.chain
         ).to(self.device)
         self.early, self.late = sc.icl_positions(cfg.n_ctx)
         self._patterns = [f"blocks.{i}.attn.hook_pattern" for i in range(cfg.n_layers)]
 
     def batch(self, step: int) -> Int[Tensor, "batch n_ctx"]:
         """The training batch of update ``step``: a function of (seed, step) only."""
-        g = generator(self.seed, _TRAIN, step)
+        g = generator(self.seed, STREAM_TRAIN, step)
         return make_batch(self.cfg, self.cfg.batch_size, g, self.chain)[0].to(self.device)
 
     def train_loss(self, step: int) -> Tensor:
