@@ -155,10 +155,22 @@ def live_status(status: dict[str, Any]) -> str | None:
     if status.get("status") != "running" or status.get("host") != socket.gethostname():
         return status.get("status")
     try:
-        os.kill(int(status["pid"]), 0)
+        pid = int(status["pid"])
+        os.kill(pid, 0)
     except (OSError, KeyError, TypeError, ValueError):
         return "interrupted"
-    return "running"
+    return "interrupted" if _zombie(pid) else "running"
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but is not yet reaped by its parent (Linux ``/proc``; a
+    SIGKILLed Ray worker stays a zombie until the raylet reaps it, and signal 0 still
+    reaches it). False where ``/proc`` is unavailable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
 def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pandas as pd
 import pytest
@@ -63,3 +64,28 @@ def test_corrupted_or_missing_runs_raise_store_error(tmp_path):
     rd2.checkpoint_path(3).write_bytes(b"\x00garbage")
     with pytest.raises(StoreError, match="corrupted checkpoint"):
         rd2.resume_point()
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/stat"), reason="needs Linux /proc")
+def test_live_status_treats_an_unreaped_killed_process_as_interrupted():
+    import socket
+    import subprocess
+    import time
+
+    from phasewatch.api import live_status
+
+    child = subprocess.Popen(["sleep", "30"])
+    status = {"status": "running", "pid": child.pid, "host": socket.gethostname()}
+    try:
+        assert live_status(status) == "running"
+        child.kill()  # exits but stays a zombie until waited for: signal 0 still reaches it
+        for _ in range(100):
+            if open(f"/proc/{child.pid}/stat").read().rpartition(")")[2].split()[0] == "Z":
+                break
+            time.sleep(0.01)
+        assert live_status(status) == "interrupted"
+    finally:
+        child.kill()
+        child.wait()
+    assert live_status(status) == "interrupted"  # reaped: the pid is gone
+    assert live_status({**status, "host": "elsewhere"}) == "running"  # other hosts: as written
