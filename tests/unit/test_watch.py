@@ -266,14 +266,20 @@ def test_step_never_raises_on_bad_input_and_reports_it(tmp_path, caplog):
     assert len(caplog.records) >= 6
 
 
-def test_a_failing_signal_is_disabled_and_reported_while_others_go_on(tmp_path, monkeypatch):
-    calls = []
+def _register_broken(monkeypatch, name: str) -> list[int]:
+    """Register a signal ``name`` that raises on every call; returns the steps it saw."""
+    calls: list[int] = []
 
     def broken(probe, settings, *, generator):
         calls.append(probe.step)
         raise RuntimeError("boom")
 
-    monkeypatch.setitem(base._REGISTRY, "broken", base.Signal("broken", broken, base.NoSettings))
+    monkeypatch.setitem(base._REGISTRY, name, base.Signal(name, broken, base.NoSettings))
+    return calls
+
+
+def test_a_failing_signal_is_disabled_and_reported_while_others_go_on(tmp_path, monkeypatch):
+    calls = _register_broken(monkeypatch, "broken")
     watch = Watcher(
         _model(),
         out=tmp_path / "r",
@@ -291,13 +297,7 @@ def test_a_failing_signal_is_disabled_and_reported_while_others_go_on(tmp_path, 
 
 
 def test_a_failing_background_signal_is_disabled_in_submission_order(tmp_path, monkeypatch):
-    calls = []
-
-    def broken(probe, settings, *, generator):
-        calls.append(probe.step)
-        raise RuntimeError("boom")
-
-    monkeypatch.setitem(base._REGISTRY, "hessian", base.Signal("hessian", broken, base.NoSettings))
+    calls = _register_broken(monkeypatch, "hessian")
     watch = Watcher(
         _model(),
         out=tmp_path / "r",
