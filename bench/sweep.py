@@ -24,9 +24,9 @@ import time
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from phasewatch.distributed import cores
 from phasewatch.phenomena import get
 from phasewatch.store.env import describe
+from phasewatch.sweep.executors import cores
 from phasewatch.training.batched import batched_rate, single_rate
 
 SIZES = {"superposition": (1, 4, 16, 64)}

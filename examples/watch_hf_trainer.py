@@ -19,8 +19,8 @@ from pathlib import Path
 import torch
 from transformers import GPT2Config, GPT2LMHeadModel, Trainer, TrainingArguments
 
-from phasewatch.watch_hf import WatcherCallback
-from phasewatch.watch_probe import hf_loss
+from phasewatch.watch.hf import WatcherCallback
+from phasewatch.watch.probe import hf_loss
 
 
 def copy_data(n: int, half: int, vocab: int, seed: int) -> list[dict[str, torch.Tensor]]:

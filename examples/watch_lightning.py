@@ -20,8 +20,8 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from phasewatch.watch_lightning import WatcherCallback
-from phasewatch.watch_probe import cross_entropy
+from phasewatch.watch.lightning import WatcherCallback
+from phasewatch.watch.probe import cross_entropy
 
 
 def teacher_data(n: int, d: int, classes: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:

@@ -21,7 +21,7 @@ from torch import nn
 
 from phasewatch import Watcher
 from phasewatch.detect.transitions import Target
-from phasewatch.watch_probe import cross_entropy
+from phasewatch.watch.probe import cross_entropy
 
 
 def make_data(p: int, train_frac: float, seed: int):

@@ -1,4 +1,4 @@
-from phasewatch.cli import main
+from phasewatch.cli.app import main
 
 if __name__ == "__main__":
     main()

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import dataclasses
-import os
-import socket
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -15,11 +14,27 @@ from phasewatch import phenomena
 from phasewatch.config import TrainConfig, from_dict, override, to_dict
 from phasewatch.detect.onsets import onsets
 from phasewatch.errors import ConfigError, StoreError
+from phasewatch.signals import runner
 from phasewatch.store import RunDir, create_run, open_run
 from phasewatch.store.atomic import write_dir
 from phasewatch.store.env import describe
+from phasewatch.store.index import list_runs
 from phasewatch.store.run import tidy
 from phasewatch.training import train
+from phasewatch.watch.probe import WATCHED, load_task
+
+
+__all__ = [
+    "analyse",
+    "build_task",
+    "calibrate",
+    "finish_run",
+    "list_runs",
+    "measure",
+    "resolve_config",
+    "run",
+    "train_run",
+]
 
 
 def resolve_config(
@@ -150,51 +165,28 @@ def analyse(rd: RunDir) -> dict[str, Any]:
     return events
 
 
-def live_status(status: dict[str, Any]) -> str | None:
-    """``running`` becomes ``interrupted`` when its process on this host is gone."""
-    if status.get("status") != "running" or status.get("host") != socket.gethostname():
-        return status.get("status")
-    try:
-        pid = int(status["pid"])
-        os.kill(pid, 0)
-    except (OSError, KeyError, TypeError, ValueError):
-        return "interrupted"
-    return "interrupted" if _zombie(pid) else "running"
+def build_task(run: RunDir) -> Any:
+    """The run's task rebuilt from ``config.json`` (weights are then loaded per checkpoint):
+    a registered phenomenon's, or a watched run's model from its recorded factory.
+
+    Raises:
+        ConfigError: on a bad config, or a watched run whose model cannot be rebuilt
+            (:func:`phasewatch.watch.probe.load_task`).
+    """
+    cfg = run.config()
+    if cfg["phenomenon"] == WATCHED:
+        return load_task(run)
+    phen, task_cfg, train_cfg = _configs(cfg)
+    return phen.build(task_cfg, train_cfg)
 
 
-def _zombie(pid: int) -> bool:
-    """Whether ``pid`` has exited but is not yet reaped by its parent (Linux ``/proc``; a
-    SIGKILLed Ray worker stays a zombie until the raylet reaps it, and signal 0 still
-    reaches it). False where ``/proc`` is unavailable."""
-    try:
-        stat = Path(f"/proc/{pid}/stat").read_text()
-    except OSError:
-        return False
-    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+def measure(run: str | Path, signals: Sequence[str] = runner.DEFAULT_SIGNALS, **kwargs: Any):
+    """Measure ``signals`` on a run's checkpoints (:func:`phasewatch.signals.runner.measure`
+    with this module's :func:`build_task`); returns the run's whole signals table."""
+    return runner.measure(run, signals, build_task=build_task, **kwargs)
 
 
-def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
-    """One summary dict per run directory found under ``root`` (recursively)."""
-    root = Path(root)
-    if not root.exists():
-        return []
-    out = []
-    for cfg_file in sorted(root.rglob("config.json")):
-        rd = RunDir(cfg_file.parent)
-        try:
-            cfg, status = rd.config(), rd.status()
-        except StoreError:
-            continue
-        events = rd.events() if (rd.path / "events.json").exists() else {}
-        row = {
-            "run": str(rd.path),
-            "phenomenon": cfg["phenomenon"],
-            "preset": cfg.get("preset"),
-            "seed": cfg["train"].get("seed"),
-            "steps": status.get("step"),
-            "status": live_status(status),
-        }
-        for name, ev in events.get("onsets", {}).items():
-            row[f"onset/{name}"] = ev.get("step")
-        out.append(row)
-    return out
+def calibrate(run: str | Path, **kwargs: Any):
+    """Sweep the LLC's SGLD settings on one checkpoint
+    (:func:`phasewatch.signals.runner.calibrate` with this module's :func:`build_task`)."""
+    return runner.calibrate(run, build_task=build_task, **kwargs)

@@ -103,3 +103,31 @@ def override(cfg: Any, values: dict[str, Any]) -> Any:
     names = {f.name for f in dataclasses.fields(cfg)}
     mine = {k: v for k, v in values.items() if k in names and v is not None}
     return dataclasses.replace(cfg, **mine) if mine else cfg
+
+
+@dataclass(frozen=True)
+class OnsetRule:
+    """``kind='cross'``: first step with ``key op threshold``; ``kind='peak'``: argmax step.
+
+    Attributes:
+        name: event name in ``events.json`` (``memorisation``).
+        key: metric key (``train/acc``).
+        kind: ``cross`` or ``peak``.
+        op: ``>=`` or ``<=`` (for ``cross``).
+        threshold: crossing level (for ``cross``), in the metric's units.
+    """
+
+    name: str
+    key: str
+    kind: str = "cross"
+    op: str = ">="
+    threshold: float = 0.0
+
+    def __post_init__(self) -> None:
+        require_choice("kind", self.kind, ("cross", "peak"))
+        require_choice("op", self.op, (">=", "<="))
+
+    def describe(self) -> str:
+        if self.kind == "peak":
+            return f"step of the maximum of {self.key}"
+        return f"first logged step with {self.key} {self.op} {self.threshold:g}"

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from phasewatch.phenomena import fourier
+from phasewatch.phenomena.grokking import fourier
 
 P = 13
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from phasewatch.phenomena import induction_scores as sc
+from phasewatch.phenomena.induction import scores as sc
 
 
 def repeated_tokens(batch: int, half: int, vocab: int = 50, seed: int = 0) -> torch.Tensor:

@@ -56,7 +56,7 @@ def test_final_metrics_within_the_measured_ranges(ladder):
 
 
 def test_mirage_statements_come_from_the_data(ladder):
-    from phasewatch.report.base64 import write_mirage
+    from phasewatch.report.sections.base64 import write_mirage
 
     out, result = write_mirage(ladder)
     size, steps, toy = result["statements"]

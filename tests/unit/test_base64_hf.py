@@ -17,8 +17,8 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from phasewatch import api  # noqa: E402
 from phasewatch.evals.base64spec import prompt  # noqa: E402
-from phasewatch.phenomena import base64_data as D  # noqa: E402
 from phasewatch.phenomena.base64 import Base64LadderConfig, build_ladder  # noqa: E402
+from phasewatch.phenomena.base64 import data as D  # noqa: E402
 from phasewatch.phenomena.induction import fast_logits  # noqa: E402
 
 TRAIN = {

@@ -8,8 +8,8 @@ import torch
 
 from phasewatch import api
 from phasewatch.errors import ConfigError
-from phasewatch.phenomena import base64_data as D
 from phasewatch.phenomena.base64 import Base64LadderConfig, build_ladder, parameter_counts
+from phasewatch.phenomena.base64 import data as D
 
 TINY = {
     "ladder": "1x16,1x32",
@@ -140,7 +140,7 @@ def test_final_metrics_are_those_of_the_last_eval_step(tiny_run):
 def test_mirage_command_writes_the_analysis(tiny_run):
     from typer.testing import CliRunner
 
-    from phasewatch.cli import app
+    from phasewatch.cli.app import app
 
     r = CliRunner().invoke(app, ["mirage", str(tiny_run.path)])
     assert r.exit_code == 0, r.output
@@ -157,7 +157,7 @@ def test_mirage_refuses_a_run_of_another_phenomenon(tmp_path):
     import json
 
     from phasewatch.errors import StoreError
-    from phasewatch.report.base64 import write_mirage
+    from phasewatch.report.sections.base64 import write_mirage
     from phasewatch.store import open_run
 
     cfg = {"phenomenon": "grokking", "task": {}, "train": {}}

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from typer.testing import CliRunner
 
-from phasewatch.cli import app
-from phasewatch.cli_eval import parse_model_args
+from phasewatch.cli.app import app
+from phasewatch.cli.eval import parse_model_args
 from phasewatch.errors import ConfigError
 
 pytest.importorskip("inspect_ai")

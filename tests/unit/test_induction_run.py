@@ -68,8 +68,8 @@ def test_induction_attention_table_is_a_causal_pattern(tiny_run):
 
 
 def test_induction_report_section_reads_the_store(tiny_run):
-    from phasewatch.report.induction import induction_section
-    from phasewatch.report.sections import sections_for
+    from phasewatch.report.registry import sections_for
+    from phasewatch.report.sections.induction import induction_section
 
     assert induction_section in sections_for("induction")
     html = "".join(induction_section(tiny_run))

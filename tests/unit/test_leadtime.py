@@ -103,7 +103,7 @@ def test_report_shows_the_detect_section(tmp_path):
 def test_cli_bad_input_exits_2_with_one_line(sweep):
     from typer.testing import CliRunner
 
-    from phasewatch.cli import app
+    from phasewatch.cli.app import app
 
     runner = CliRunner()
     res = runner.invoke(app, ["leadtime", str(sweep), "--target", "test/los"])

@@ -13,15 +13,11 @@ from tiny_configs import GROKKING
 from typer.testing import CliRunner
 
 from phasewatch import api
+from phasewatch.api import calibrate, measure
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.signals import base, runner, signal
-from phasewatch.signals.runner import (
-    calibrate,
-    measure,
-    read_signals,
-    read_signals_json,
-    select_steps,
-)
+from phasewatch.signals.runner import select_steps
+from phasewatch.store.signals import read_signals, read_signals_json
 
 CHEAP = {
     "llc": {"epsilon": 1e-4, "gamma": 100.0, "chains": 2, "draws": 4, "burn_in": 2},
@@ -192,8 +188,8 @@ def test_parallel_workers_match_serial(run, tmp_path):
 
 
 def test_cli_exit_codes_and_report_section(run):
-    from phasewatch.cli import handle_errors
-    from phasewatch.cli_measure import measure as measure_cmd
+    from phasewatch.cli.app import handle_errors
+    from phasewatch.cli.measure import measure as measure_cmd
 
     app = typer.Typer()
     app.command("measure")(handle_errors(measure_cmd))
@@ -223,7 +219,7 @@ def test_cli_exit_codes_and_report_section(run):
 
 
 def test_cli_calibration_grid_flags(run):
-    from phasewatch.cli import app
+    from phasewatch.cli.app import app
 
     cli = CliRunner()
     args = ["measure", str(run), "--calibrate", "--no-progress", "--chains", "2", "--draws", "4"]

@@ -72,7 +72,7 @@ def test_live_status_treats_an_unreaped_killed_process_as_interrupted():
     import subprocess
     import time
 
-    from phasewatch.api import live_status
+    from phasewatch.store.index import live_status
 
     child = subprocess.Popen(["sleep", "30"])
     status = {"status": "running", "pid": child.pid, "host": socket.gethostname()}

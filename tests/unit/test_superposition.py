@@ -11,10 +11,9 @@ import torch
 from typer.testing import CliRunner
 
 from phasewatch import api
-from phasewatch.cli_superposition import superposition_app
+from phasewatch.cli.superposition import superposition_app
 from phasewatch.config import TrainConfig
 from phasewatch.errors import ConfigError
-from phasewatch.phenomena import superposition_model
 from phasewatch.phenomena.superposition import (
     FusedToyLoss,
     SuperpositionConfig,
@@ -23,10 +22,11 @@ from phasewatch.phenomena.superposition import (
     data_rng,
     sample_features,
 )
-from phasewatch.phenomena.superposition_model import GramToyLoss, gram_is_cheaper
-from phasewatch.phenomena.superposition_task import _StackedBatch
+from phasewatch.phenomena.superposition import model as superposition_model
+from phasewatch.phenomena.superposition.model import GramToyLoss, gram_is_cheaper
+from phasewatch.phenomena.superposition.task import _StackedBatch
+from phasewatch.report.sections.superposition import superposition_section
 from phasewatch.report.summary import summarise
-from phasewatch.report.superposition import superposition_section
 from phasewatch.store import open_run
 from phasewatch.training.batched import loss_function, stack_models
 
@@ -74,7 +74,7 @@ def test_bad_config_is_rejected_before_anything_is_written(tmp_path):
 
 
 def test_cli_bad_input_exits_2_with_one_line_and_help_lists_fields(tmp_path):
-    from phasewatch.cli import app
+    from phasewatch.cli.app import app
 
     runner = CliRunner()
     out = tmp_path / "runs"

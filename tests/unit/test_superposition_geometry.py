@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from phasewatch.errors import ConfigError
-from phasewatch.phenomena import superposition_geometry as geo
+from phasewatch.phenomena.superposition import geometry as geo
 
 
 def columns(*vectors) -> torch.Tensor:

@@ -16,10 +16,10 @@ from tiny_configs import GROKKING as TINY
 from typer.testing import CliRunner
 
 from phasewatch import api
-from phasewatch import sweep as sw
-from phasewatch.cli import app
+from phasewatch.cli.app import app
 from phasewatch.errors import ConfigError
 from phasewatch.store import open_run
+from phasewatch.sweep import spec as sw
 from phasewatch.training import batched
 
 SET = [f"{k}={v}" for k, v in TINY.items()]

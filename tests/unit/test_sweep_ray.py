@@ -19,9 +19,9 @@ import pytest
 from tiny_configs import GROKKING as TINY
 from typer.testing import CliRunner
 
-from phasewatch import sweep as sw
-from phasewatch.cli import app
+from phasewatch.cli.app import app
 from phasewatch.store import open_run
+from phasewatch.sweep import spec as sw
 
 ray = pytest.importorskip("ray")
 

@@ -17,11 +17,11 @@ from torch import nn
 from typer.testing import CliRunner
 
 from phasewatch import Watcher
-from phasewatch.cli import app
+from phasewatch.cli.app import app
 from phasewatch.errors import ConfigError
 from phasewatch.signals import base
 from phasewatch.store import open_run
-from phasewatch.watch_probe import cross_entropy
+from phasewatch.watch.probe import cross_entropy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
 import watch_mlp_grokking as mlp  # noqa: E402
@@ -178,7 +178,7 @@ def test_measure_without_an_importable_factory_says_what_to_pass(tmp_path, monke
     ],
 )
 def test_probe_batch_round_trips_through_safetensors(tmp_path, batch):
-    from phasewatch.watch_probe import load_probe, save_probe
+    from phasewatch.watch.probe import load_probe, save_probe
 
     watch = Watcher(_model(), out=tmp_path / "r", signals=["geometry"])
     save_probe(watch.rd, batch)

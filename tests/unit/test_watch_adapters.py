@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from phasewatch.cli import app
+from phasewatch.cli.app import app
 from phasewatch.store import open_run
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "examples"))
@@ -81,7 +81,7 @@ def test_plain_example_runs_with_tiny_settings(tmp_path):
 
 def test_hf_log_names_become_slash_keys():
     pytest.importorskip("transformers")
-    from phasewatch.watch_hf import log_metrics
+    from phasewatch.watch.hf import log_metrics
 
     logs = {"loss": 2.5, "grad_norm": 1.0, "eval_loss": 3.0, "epoch": 0.5, "train_loss": 2.0}
     assert log_metrics(logs) == {"train/loss": 2.5, "train/grad_norm": 1.0, "eval/loss": 3.0}

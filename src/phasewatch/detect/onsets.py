@@ -7,40 +7,13 @@ An onset is the first logged step at which a metric crosses a threshold
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from phasewatch.config import require_choice
+from phasewatch.config import OnsetRule
 
-
-@dataclass(frozen=True)
-class OnsetRule:
-    """``kind='cross'``: first step with ``key op threshold``; ``kind='peak'``: argmax step.
-
-    Attributes:
-        name: event name in ``events.json`` (``memorisation``).
-        key: metric key (``train/acc``).
-        kind: ``cross`` or ``peak``.
-        op: ``>=`` or ``<=`` (for ``cross``).
-        threshold: crossing level (for ``cross``), in the metric's units.
-    """
-
-    name: str
-    key: str
-    kind: str = "cross"
-    op: str = ">="
-    threshold: float = 0.0
-
-    def __post_init__(self) -> None:
-        require_choice("kind", self.kind, ("cross", "peak"))
-        require_choice("op", self.op, (">=", "<="))
-
-    def describe(self) -> str:
-        if self.kind == "peak":
-            return f"step of the maximum of {self.key}"
-        return f"first logged step with {self.key} {self.op} {self.threshold:g}"
+__all__ = ["OnsetRule", "first_crossing", "onset", "onsets", "series"]
 
 
 def series(metrics: pd.DataFrame, key: str) -> pd.Series:
@@ -56,7 +29,18 @@ def onset(metrics: pd.DataFrame, rule: OnsetRule) -> int | None:
         return None
     if rule.kind == "peak":
         return int(s.idxmax())
-    hit = s >= rule.threshold if rule.op == ">=" else s <= rule.threshold
+    return first_crossing(s, rule.op, rule.threshold)
+
+
+def first_crossing(s: pd.Series, op: str, threshold: float) -> int | None:
+    """The first step (index label) of ``s`` with ``value op threshold``; None if none.
+
+    Args:
+        s: values indexed by step, sorted by step.
+        op: ``>=`` (rises to) or ``<=`` (falls to).
+        threshold: crossing level, in the series' units.
+    """
+    hit = s >= threshold if op == ">=" else s <= threshold
     return int(hit.idxmax()) if hit.any() else None
 
 

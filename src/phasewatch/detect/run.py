@@ -33,7 +33,7 @@ import pandas as pd
 from phasewatch.config import require
 from phasewatch.detect import ews
 from phasewatch.detect.changepoints import ChangePointConfig, change_points, scale_for
-from phasewatch.detect.transitions import Target, onsets, require_key, run_series
+from phasewatch.detect.transitions import Target, require_key, run_series, target_onsets
 from phasewatch.store import RunDir
 
 
@@ -173,7 +173,7 @@ def series_scores(series: dict[str, pd.Series], planned: int, start: int, cfg: D
 
 def load(rd: RunDir) -> tuple[dict[str, pd.Series], int]:
     """The run's scalar series and its planned number of steps."""
-    from phasewatch.signals.runner import read_signals
+    from phasewatch.store.signals import read_signals
 
     planned = int(rd.config()["train"]["steps"])
     return run_series(rd.metrics(), read_signals(rd)), planned
@@ -216,7 +216,7 @@ def analyse_run(rd: RunDir, target: Target, cfg: DetectConfig) -> RunAnalysis:
     series, planned = load(rd)
     start = start_step(rd, cfg)
     cp_cfg = ChangePointConfig(penalty=cfg.penalty)
-    onset = onsets(require_key(series, target.key), target, cp_cfg, start)
+    onset = target_onsets(require_key(series, target.key), target, cp_cfg, start)
     cps = {k: change_points(s.index.to_numpy(), s.to_numpy(), cp_cfg) for k, s in series.items()}
     scored = series_scores(series, planned, start, cfg)
     settled = start + int(cfg.window_frac * planned)

@@ -24,6 +24,7 @@ import pandas as pd
 
 from phasewatch.config import require_choice
 from phasewatch.detect.changepoints import ChangePointConfig, change_points, scale_for
+from phasewatch.detect.onsets import first_crossing
 from phasewatch.errors import ConfigError
 
 ONSETS = ("threshold", "max_slope", "change_point")
@@ -85,8 +86,8 @@ def _sign(target: Target) -> float:
 
 
 def threshold_onset(s: pd.Series, target: Target) -> int | None:
-    hit = s >= target.threshold if target.op == ">=" else s <= target.threshold
-    return int(hit.idxmax()) if hit.any() else None
+    """The first logged step with ``target.key op threshold`` (None if never)."""
+    return first_crossing(s, target.op, target.threshold)
 
 
 def max_slope_onset(s: pd.Series, target: Target) -> int:
@@ -105,7 +106,7 @@ def change_point_onset(s: pd.Series, target: Target, cfg: ChangePointConfig) -> 
     return int(cps[int(np.argmax(shifts))])
 
 
-def onsets(
+def target_onsets(
     s: pd.Series, target: Target, cfg: ChangePointConfig | None = None, start: int = 0
 ) -> dict[str, Any]:
     """All three onset definitions of ``s`` from step ``start`` on (None for every one if the

@@ -15,7 +15,7 @@ import pandas as pd  # noqa: E402
 import plotly.graph_objects as go  # noqa: E402
 from plotly.offline import get_plotlyjs  # noqa: E402
 
-from phasewatch.report.sections import figure_html  # noqa: E402
+from phasewatch.report.registry import figure_html  # noqa: E402
 from phasewatch.store.atomic import atomic_path, write_text  # noqa: E402
 
 # Published accuracy at threshold 1.0 (Base64Bench 2025, all 3,400 samples), for context.

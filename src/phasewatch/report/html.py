@@ -9,7 +9,7 @@ from pathlib import Path
 from plotly.offline import get_plotlyjs
 
 from phasewatch.report.figures import curves_figure, heatmap_figures, save_pngs
-from phasewatch.report.sections import figure_html, sections_for
+from phasewatch.report.registry import figure_html, sections_for
 from phasewatch.report.summary import summarise
 from phasewatch.store import RunDir
 from phasewatch.store.atomic import write_text

@@ -14,7 +14,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from phasewatch.report.html import page
-from phasewatch.report.sections import figure_html
+from phasewatch.report.registry import figure_html
 from phasewatch.store.atomic import write_parquet, write_text
 
 TOP = 8  # signals shown in the ROC and lead-time figures

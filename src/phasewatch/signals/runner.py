@@ -1,22 +1,18 @@
 """Measure signals on a run's checkpoints and store them (``signals.parquet``).
 
-The only module of ``signals/`` that touches the phenomena registry: it rebuilds the
-run's task from ``config.json``, loads each selected checkpoint into ``task.model`` and
-hands the signals a :class:`~phasewatch.signals.base.Probe` whose loss is
-``task.train_loss(step)``.
+The caller hands the runner a ``build_task(run) -> Task`` callable (``phasewatch.api``
+rebuilds phenomena and watched runs); the runner loads each selected checkpoint into
+``task.model`` and hands the signals a :class:`~phasewatch.signals.base.Probe` whose loss
+is ``task.train_loss(step)``. It never imports a phenomenon.
 
-Store layout added to a run (DESIGN.md §9):
-
-    <run>/signals.parquet   tidy: step (int64), key, value (float64), signal, settings
-                            (hash of the signal's settings)
-    <run>/signals.json      settings per hash, warnings per (step, signal), calibration
-    <run>/tables/llc_traces.parquet, hessian_density.parquet   (step, settings, ...)
-    <run>/tables/llc_calibration.parquet, llc_calibration_traces.parquet
+Store layout added to a run (:mod:`phasewatch.store.signals`): ``signals.parquet``,
+``signals.json``, ``tables/llc_traces.parquet``, ``tables/hessian_density.parquet``,
+``tables/llc_calibration.parquet``, ``tables/llc_calibration_traces.parquet``.
 
 A checkpoint already measured by a signal with the same settings hash is skipped, so an
 interrupted or repeated ``measure`` only does the missing work.
 
-Optional task capabilities (duck-typed, beyond :class:`~phasewatch.phenomena.base.Task`):
+Optional task capabilities (duck-typed, beyond :class:`~phasewatch.training.task.Task`):
     ``per_sample_loss(step) -> Tensor (n,)``: per-sample losses whose mean is
         ``train_loss(step)``; gives n and enables ``grad/noise_scale``.
     ``probe_inputs(step) -> Tensor | tuple``: the probe batch's model inputs; gives n and
@@ -29,9 +25,8 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import json
 import multiprocessing
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,69 +35,24 @@ from typing import Any
 import pandas as pd
 import torch
 
-from phasewatch import phenomena
-from phasewatch.config import TrainConfig, from_dict, require, require_choice
+from phasewatch.config import from_dict, require, require_choice
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.models import HookPoint
 from phasewatch.signals import base
 from phasewatch.signals.base import Probe, settings_hash, step_generator
 from phasewatch.signals.calibrate import LLCCalibration, calibrate_llc
 from phasewatch.store import RunDir, open_run
-from phasewatch.store.atomic import write_json, write_parquet
+from phasewatch.store.atomic import write_json
+from phasewatch.store.signals import SignalStore, read_signals_json
+
+BuildTask = Callable[[RunDir], Any]
+"""``build_task(run) -> Task``: the run's task rebuilt from its config (a module-level
+function, so that worker processes can receive it)."""
 
 DEFAULT_SIGNALS = ("llc", "hessian", "gradients", "geometry")
-COLUMNS = ["step", "key", "value", "signal", "settings"]
-
-
-# ---- store ------------------------------------------------------------------------------
-def read_signals(run: RunDir) -> pd.DataFrame:
-    """``signals.parquet`` of ``run`` (an empty table if the run has none).
-
-    Raises:
-        StoreError: if the file is corrupted.
-    """
-    f = run.path / "signals.parquet"
-    if not f.exists():
-        return pd.DataFrame({c: pd.Series(dtype=t) for c, t in _DTYPES.items()})
-    try:
-        return pd.read_parquet(f)
-    except Exception as e:  # pyarrow raises several types on a bad file
-        raise StoreError(f"{run.path}: corrupted signals.parquet ({type(e).__name__})") from e
-
-
-_DTYPES = {"step": "int64", "key": "str", "value": "float64", "signal": "str", "settings": "str"}
-
-
-def read_signals_json(run: RunDir) -> dict[str, Any]:
-    """``signals.json`` of ``run`` ({} if absent); :class:`StoreError` if corrupted."""
-    f = run.path / "signals.json"
-    if not f.exists():
-        return {}
-    try:
-        return json.loads(f.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as e:
-        raise StoreError(f"{run.path}: corrupted signals.json ({e})") from None
 
 
 # ---- building probes --------------------------------------------------------------------
-def build_task(run: RunDir) -> Any:
-    """The run's task rebuilt from ``config.json`` (weights are then loaded per checkpoint).
-
-    Raises:
-        ConfigError: on a bad config, or a watched run whose model cannot be rebuilt
-            (:func:`phasewatch.watch_probe.load_task`).
-    """
-    cfg = run.config()
-    if cfg["phenomenon"] == "watch":  # a user's own model: rebuilt by the Watcher's factory
-        from phasewatch.watch_probe import load_task
-
-        return load_task(run)
-    phen = phenomena.get(cfg["phenomenon"])
-    task_cfg = from_dict(phen.config_cls, cfg["task"], where="config.json task")
-    train_cfg = from_dict(TrainConfig, cfg["train"], where="config.json train")
-    return phen.build(task_cfg, train_cfg)
-
-
 def _hook_batch_size(task: Any, step: int) -> int | None:
     sizes: list[int] = []
     handles = [
@@ -171,9 +121,10 @@ class StepResult:
 _WORKER: dict[str, Any] = {}
 
 
-def _task_for(path: str) -> Any:
-    if _WORKER.get("path") != path:
-        _WORKER.update(path=path, task=build_task(RunDir(path)))
+def _task_for(build_task: BuildTask, path: str) -> Any:
+    """The task of run ``path``, built once per process and reused across checkpoints."""
+    if _WORKER.get("path") != path or _WORKER.get("build") is not build_task:
+        _WORKER.update(path=path, build=build_task, task=build_task(RunDir(path)))
     return _WORKER["task"]
 
 
@@ -198,11 +149,15 @@ def _threads(n: int):
 
 
 def measure_step(
-    path: str, step: int, previous_step: int | None, jobs: list[tuple[str, dict[str, Any]]]
+    build_task: BuildTask,
+    path: str,
+    step: int,
+    previous_step: int | None,
+    jobs: list[tuple[str, dict[str, Any]]],
 ) -> StepResult:
     """Run ``jobs`` (signal name, settings fields) on checkpoint ``step`` of run ``path``."""
     run = RunDir(path)
-    task = _task_for(path)
+    task = _task_for(build_task, path)
     task.model.load_state_dict(run.load_checkpoint(step))
     prev = run.load_checkpoint(previous_step) if previous_step is not None else None
     probe = make_probe(task, step, prev, previous_step)
@@ -282,54 +237,6 @@ def resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[str
     return {s.name: s.settings(settings.get(s.name)) for s in specs}
 
 
-class SignalStore:
-    """Accumulates results and rewrites ``signals.parquet``/``signals.json``/tables atomically."""
-
-    def __init__(self, run: RunDir, resolved: dict[str, Any]) -> None:
-        self.run = run
-        self.table = read_signals(run)
-        self.meta = read_signals_json(run)
-        reg = self.meta.setdefault("settings", {})
-        for name, st in resolved.items():
-            reg[settings_hash(name, st)] = {"signal": name, "settings": dataclasses.asdict(st)}
-        self.meta.setdefault("warnings", [])
-
-    def done(self, step: int, name: str, h: str) -> bool:
-        t = self.table
-        return bool(((t["step"] == step) & (t["signal"] == name) & (t["settings"] == h)).any())
-
-    def add_many(self, results: list[StepResult]) -> None:
-        """:meth:`add` several results, writing the files once."""
-        for res in results:
-            self.add(res, write=False)
-        if results:
-            self._write()
-
-    def add(self, res: StepResult, *, write: bool = True) -> None:
-        measured = {r[3] for r in res.rows}
-        t = self.table
-        keep = ~((t["step"] == res.step) & t["signal"].isin(measured))
-        new = pd.DataFrame(res.rows, columns=COLUMNS).astype(_DTYPES)
-        self.table = pd.concat([t[keep], new], ignore_index=True)
-        self.table = self.table.sort_values(["step", "signal", "key"], kind="stable")
-        self.meta["warnings"] = [
-            w
-            for w in self.meta["warnings"]
-            if not (w["step"] == res.step and w["signal"] in measured)
-        ] + res.warnings
-        for name, df in res.tables.items():
-            old = self.run.table(name)
-            if old is not None:
-                df = pd.concat([old[old["step"] != res.step], df], ignore_index=True)
-            self.run.write_table(name, df)
-        if write:
-            self._write()
-
-    def _write(self) -> None:
-        write_json(self.run.path / "signals.json", self.meta)
-        write_parquet(self.run.path / "signals.parquet", self.table.reset_index(drop=True))
-
-
 def measure(
     run: str | Path,
     signals: Sequence[str] = DEFAULT_SIGNALS,
@@ -340,12 +247,14 @@ def measure(
     settings: dict[str, Any] | None = None,
     steps: Iterable[int] | None = None,
     progress: bool = True,
-    on_warning=None,
+    on_warning: Callable[[dict[str, Any]], None] | None = None,
+    build_task: BuildTask,
 ) -> pd.DataFrame:
     """Measure ``signals`` on the run's checkpoints and merge them into ``signals.parquet``.
 
     Args:
         run: a run directory.
+        build_task: ``build_task(run) -> Task`` (see :data:`BuildTask`).
         signals: registered signal names (``llc``, ``hessian``, ``gradients``, ``geometry``).
         every: measure every ``every``-th checkpoint (always including the last).
         workers: parallel processes over checkpoints; 1 runs in this process.
@@ -361,7 +270,7 @@ def measure(
     Raises:
         ConfigError: on an unknown signal (the message lists the available ones), bad
             settings, ``every``/``workers`` < 1, a ``steps`` entry without checkpoint, or
-            a watched run without importable factory (:func:`build_task`).
+            a task that ``build_task`` cannot rebuild.
         StoreError: if the run is missing or corrupted, or has no checkpoints.
     """
     require(every >= 1, "every", "an integer >= 1", every)
@@ -369,23 +278,22 @@ def measure(
     require(threads >= 1, "threads", "an integer >= 1", threads)
     resolved = resolve(signals, settings)
     rd = open_run(run)
-    if rd.config()["phenomenon"] == "watch":  # fail before anything is written
-        _task_for(str(rd.path))
+    _task_for(build_task, str(rd.path))  # fail before anything is written
     all_steps = rd.checkpoint_steps()
     if not all_steps:
         raise StoreError(
             f"{rd.path}: no checkpoints to measure (checkpoints/step_*.safetensors); "
             "train the run first or check --checkpoint-every"
         )
-    store = SignalStore(rd, resolved)
     fields = {n: dataclasses.asdict(s) for n, s in resolved.items()}
     hashes = {n: settings_hash(n, s) for n, s in resolved.items()}
+    store = SignalStore(rd, resolved, hashes)
     todo = []
     for step in select_steps(all_steps, every, steps):
         jobs = [(n, fields[n]) for n in resolved if not store.done(step, n, hashes[n])]
         if jobs:
             i = all_steps.index(step)
-            todo.append((str(rd.path), step, all_steps[i - 1] if i else None, jobs))
+            todo.append((build_task, str(rd.path), step, all_steps[i - 1] if i else None, jobs))
     warn = on_warning or (lambda w: print(f"warning: step {w['step']}: {w['message']}"))
     with _bar(progress) as bar:
         tid = bar.add_task("measure", total=len(todo))
@@ -447,6 +355,7 @@ def calibrate(
     grid: LLCCalibration | dict[str, Any] | None = None,
     threads: int = 1,
     progress: bool = True,
+    build_task: BuildTask,
 ) -> tuple[pd.DataFrame, dict[str, Any] | None]:
     """Sweep the LLC's SGLD settings on one checkpoint and recommend one.
 
@@ -459,6 +368,7 @@ def calibrate(
         step: the checkpoint (default: the last one).
         grid: the grid (:class:`LLCCalibration` or its fields as a dict).
         threads: torch threads (default 1; see :func:`_threads`).
+        build_task: ``build_task(run) -> Task`` (see :data:`BuildTask`).
 
     Returns:
         ``(summary, recommended)``; ``recommended`` is ``{"epsilon", "gamma", "nbeta"}``

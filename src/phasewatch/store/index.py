@@ -16,7 +16,10 @@ be written bare (``onset/generalisation < 3000``) and are quoted for duckdb.
 
 from __future__ import annotations
 
+import json
+import os
 import re
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -24,16 +27,65 @@ import duckdb
 import pandas as pd
 
 from phasewatch.config import require
-from phasewatch.errors import ConfigError
+from phasewatch.errors import ConfigError, StoreError
+from phasewatch.store.run import RunDir
 
 BASE = ("run", "phenomenon", "preset", "seed", "steps", "status")
 _HEADLINE = r"(regexp_matches(key, '^[^/]+/[^/]+$') and not regexp_matches(key, '/[0-9]+$'))"
 
 
+def live_status(status: dict[str, Any]) -> str | None:
+    """``running`` becomes ``interrupted`` when its process on this host is gone."""
+    if status.get("status") != "running" or status.get("host") != socket.gethostname():
+        return status.get("status")
+    try:
+        pid = int(status["pid"])
+        os.kill(pid, 0)
+    except (OSError, KeyError, TypeError, ValueError):
+        return "interrupted"
+    return "interrupted" if _zombie(pid) else "running"
+
+
+def _zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but is not yet reaped by its parent (Linux ``/proc``; a
+    SIGKILLed Ray worker stays a zombie until the raylet reaps it, and signal 0 still
+    reaches it). False where ``/proc`` is unavailable."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rpartition(")")[2].split()[:1] == ["Z"]
+
+
+def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
+    """One summary dict per run directory found under ``root`` (recursively)."""
+    root = Path(root)
+    if not root.exists():
+        return []
+    out = []
+    for cfg_file in sorted(root.rglob("config.json")):
+        rd = RunDir(cfg_file.parent)
+        try:
+            cfg, status = rd.config(), rd.status()
+        except StoreError:
+            continue
+        events = rd.events() if (rd.path / "events.json").exists() else {}
+        row = {
+            "run": str(rd.path),
+            "phenomenon": cfg["phenomenon"],
+            "preset": cfg.get("preset"),
+            "seed": cfg["train"].get("seed"),
+            "steps": status.get("step"),
+            "status": live_status(status),
+        }
+        for name, ev in events.get("onsets", {}).items():
+            row[f"onset/{name}"] = ev.get("step")
+        out.append(row)
+    return out
+
+
 def _config_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
     """The base rows plus every config field (task and train) by name."""
-    import json
-
     out = []
     for r in rows:
         cfg = json.loads((Path(r["run"]) / "config.json").read_text())
@@ -77,8 +129,6 @@ def _final_metrics(con: duckdb.DuckDBPyConnection, runs: list[str]) -> pd.DataFr
 def index(root: str | Path) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
     """A duckdb connection with the view ``runs`` over every run under ``root``, and the
     default columns (``runs ls`` without ``--columns``)."""
-    from phasewatch.api import list_runs
-
     rows = list_runs(root)
     con = duckdb.connect()
     if not rows:

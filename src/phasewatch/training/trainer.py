@@ -25,8 +25,8 @@ from torch import nn
 
 from phasewatch.config import TrainConfig
 from phasewatch.errors import RunFailed
-from phasewatch.phenomena.base import Task
 from phasewatch.store.run import RunDir, tidy
+from phasewatch.training.task import Task
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:

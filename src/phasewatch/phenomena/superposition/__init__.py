@@ -14,7 +14,7 @@ instances on a fixed batch from the training distribution), ``loss/<k>``, ``dsta
 ``dim/<k·n + j>`` (the feature dimensionality D_j of instance k: one indexed family so
 that detectors and heatmaps see every feature), ``superposition/min_dstar`` and
 ``geometry/at_fraction`` (share of represented features within 0.02 of a paper fraction).
-The whole-run analysis (:func:`~phasewatch.phenomena.superposition_geometry.weight_tables`)
+The whole-run analysis (:func:`~phasewatch.phenomena.superposition.geometry.weight_tables`)
 writes ``tables/{instances,features,gram,capacity}.parquet`` (and ``phase_diagram`` for
 an importance × density grid).
 
@@ -33,9 +33,9 @@ default weight decay 0.01 and betas (0.9, 0.999), batch 1,024, 10,000 steps):
         0.5-2 and density <= 0.05 stalled with both features on the same side of the line
         (or one dropped) instead of the antipodal pair, at a higher loss.
 
-Code: the toy model, its data and its fused loss are in :mod:`.superposition_model`; the
-config, one seed's task and :func:`fit` in :mod:`.superposition_task`; the weight geometry
-in :mod:`.superposition_geometry`; this module holds the phenomenon, its presets and the
+Code: the toy model, its data and its fused loss are in :mod:`.model`; the
+config, one seed's task and :func:`fit` in :mod:`.task`; the weight geometry
+in :mod:`.geometry`; this module holds the phenomenon, its presets and the
 capacity study, and re-exports the public names of the first two.
 """
 
@@ -48,11 +48,10 @@ import pandas as pd
 import torch
 from torch import Tensor
 
-from phasewatch.config import TrainConfig, require
-from phasewatch.detect.onsets import OnsetRule
-from phasewatch.phenomena import superposition_geometry as geo
+from phasewatch.config import OnsetRule, TrainConfig, require
 from phasewatch.phenomena.base import Findings, Preset, register
-from phasewatch.phenomena.superposition_model import (
+from phasewatch.phenomena.superposition import geometry as geo
+from phasewatch.phenomena.superposition.model import (
     FusedToyLoss,
     ToyModel,
     data_rng,
@@ -60,7 +59,7 @@ from phasewatch.phenomena.superposition_model import (
     sample_features,
     weighted_mse,
 )
-from phasewatch.phenomena.superposition_task import SuperpositionConfig, SuperpositionTask, fit
+from phasewatch.phenomena.superposition.task import SuperpositionConfig, SuperpositionTask, fit
 
 __all__ = [
     "FusedToyLoss",
@@ -212,7 +211,7 @@ def capacity(
     the notebook's optimiser) is trained for ``steps`` steps; then, per (n, S):
     (a) represented features (‖W_i‖ > ``norm_threshold``), (b) their measured max, mean and
     max positive |cos|, (c) the Johnson–Lindenstrauss ε, the random-vector union-bound ε
-    and the Welch bound for the same m and n (:mod:`superposition_geometry`), and a
+    and the Welch bound for the same m and n (:mod:`.geometry`), and a
     sentence comparing the worst-case bound with the measured typical interference.
 
     Args:

@@ -92,13 +92,13 @@ def measure(
     Checkpoints already measured with the same settings are skipped. Refresh the report
     with ``phasewatch report RUN`` to see the new section.
     """
-    from phasewatch.signals import runner
+    from phasewatch import api
 
     llc = _llc_overrides(epsilon=epsilon, gamma=gamma, nbeta=nbeta, chains=chains, draws=draws)
     if calibrate:
         grid = _llc_overrides(chains=chains, draws=draws)
         grid.update(_floats(epsilons=epsilons, gammas=gammas))
-        summary, chosen = runner.calibrate(
+        summary, chosen = api.calibrate(
             run, step=step, grid=grid, threads=threads, progress=progress
         )
         cols = ["epsilon", "gamma", "nbeta", "llc_mean", "llc_std", "drift", "reason"]
@@ -120,7 +120,7 @@ def measure(
         raise ConfigError(
             f"--epsilon/--gamma/--nbeta/--chains/--draws need llc in --signals={signals}"
         )
-    table = runner.measure(
+    table = api.measure(
         run,
         names,
         every=every,

@@ -15,7 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from phasewatch.report.sections import figure_html, section
+from phasewatch.report.registry import figure_html, section
 from phasewatch.store import RunDir
 
 SCORES = (

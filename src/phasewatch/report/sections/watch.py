@@ -8,7 +8,7 @@ import html
 
 import pandas as pd
 
-from phasewatch.report.sections import section
+from phasewatch.report.registry import section
 from phasewatch.store import RunDir
 
 

@@ -17,7 +17,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from phasewatch.report.sections import figure_html, section
+from phasewatch.report.registry import figure_html, section
 from phasewatch.store import RunDir
 
 # The paper's fractions (Elhage et al. 2022, "The Geometry of Superposition"); the report

@@ -2,7 +2,7 @@
 
 ::
 
-    from phasewatch.watch_hf import WatcherCallback
+    from phasewatch.watch.hf import WatcherCallback
     trainer = Trainer(model, args, train_dataset=ds,
                       callbacks=[WatcherCallback("runs/hf", probe_batch=batch, every=50)])
     trainer.train()        # writes runs/hf; `phasewatch report runs/hf`
@@ -11,7 +11,7 @@ The Watcher is created at ``on_train_begin`` with the Trainer's model and planne
 (``state.max_steps``), steps at every optimiser update (``on_step_end``, step =
 ``state.global_step``), receives the Trainer's logs (``loss`` → ``train/loss``,
 ``eval_loss`` → ``eval/loss``, ...) and is closed at ``on_train_end``. The default loss is
-:func:`phasewatch.watch_probe.hf_loss` (the model's own loss on a dict batch with
+:func:`phasewatch.watch.probe.hf_loss` (the model's own loss on a dict batch with
 ``labels``). Needs the optional extra ``phasewatch[hf]``.
 
 Raises:
@@ -29,11 +29,11 @@ try:
     from transformers import TrainerCallback
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise MissingDependency(
-        "phasewatch.watch_hf needs transformers: pip install 'phasewatch[hf]'"
+        "phasewatch.watch.hf needs transformers: pip install 'phasewatch[hf]'"
     ) from e
 
-from phasewatch.watch import Watcher
-from phasewatch.watch_probe import hf_loss
+from phasewatch.watch.probe import hf_loss
+from phasewatch.watch.watcher import Watcher
 
 _SKIP = {"epoch", "total_flos", "step"}
 
@@ -58,7 +58,7 @@ class WatcherCallback(TrainerCallback):
     Args:
         out: the run directory to create.
         probe_batch: a fixed dict batch (``input_ids``, ``labels``, ...) on the model's device.
-        loss_fn: ``loss_fn(model, batch)``; default :func:`~phasewatch.watch_probe.hf_loss`.
+        loss_fn: ``loss_fn(model, batch)``; default :func:`~phasewatch.watch.probe.hf_loss`.
         **kwargs: any other :class:`~phasewatch.watch.Watcher` argument (``signals``,
             ``every``, ``on_warning``, ``target``, ...).
     """

@@ -35,6 +35,8 @@ from phasewatch.errors import ConfigError, StoreError
 from phasewatch.store import RunDir
 from phasewatch.store.atomic import write_safetensors
 
+WATCHED = "watch"  # the ``phenomenon`` recorded in a watched run's config.json
+
 PROBE_FILE = "watch/probe.safetensors"
 LossFn = Callable[[nn.Module, Any], Tensor]
 _FACTORY = re.compile(r"^[A-Za-z_][\w.]*:[A-Za-z_][\w.]*$")

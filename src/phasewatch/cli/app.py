@@ -19,7 +19,7 @@ import typer
 from rich.console import Console
 
 from phasewatch import api, phenomena
-from phasewatch.cli_errors import fail, handle_errors
+from phasewatch.cli.errors import fail, handle_errors
 from phasewatch.config import TrainConfig
 from phasewatch.errors import PhasewatchError
 
@@ -134,14 +134,14 @@ for _name in phenomena.names():
 
 
 # Commands that live in their own modules (kept out of this file to keep it thin).
-from phasewatch.cli_detect import detect as _detect  # noqa: E402
-from phasewatch.cli_detect import leadtime as _leadtime  # noqa: E402
-from phasewatch.cli_eval import eval_app, mirage  # noqa: E402
-from phasewatch.cli_measure import measure as _measure  # noqa: E402
-from phasewatch.cli_superposition import superposition_app  # noqa: E402
-from phasewatch.cli_sweep import CONTEXT as _SWEEP_CONTEXT  # noqa: E402
-from phasewatch.cli_sweep import runs_ls as _runs_ls  # noqa: E402
-from phasewatch.cli_sweep import sweep as _sweep  # noqa: E402
+from phasewatch.cli.detect import detect as _detect  # noqa: E402
+from phasewatch.cli.detect import leadtime as _leadtime  # noqa: E402
+from phasewatch.cli.eval import eval_app, mirage  # noqa: E402
+from phasewatch.cli.measure import measure as _measure  # noqa: E402
+from phasewatch.cli.superposition import superposition_app  # noqa: E402
+from phasewatch.cli.sweep import CONTEXT as _SWEEP_CONTEXT  # noqa: E402
+from phasewatch.cli.sweep import runs_ls as _runs_ls  # noqa: E402
+from phasewatch.cli.sweep import sweep as _sweep  # noqa: E402
 
 app.command("measure")(handle_errors(_measure))
 app.command("detect")(handle_errors(_detect))

@@ -18,13 +18,13 @@ disabled signals, problems, overhead, online warnings; and the ``detect`` block 
 ``tables/ews.parquet``, ``tables/change_points.parquet``), plus the probe batch
 ``watch/probe.safetensors``, so ``detect`` and ``report`` work on it unchanged, and
 ``measure`` too when the Watcher was given a ``factory`` that rebuilds the model and loss
-function (:mod:`phasewatch.watch_probe`; nothing executable is stored in the run).
+function (:mod:`phasewatch.watch.probe`; nothing executable is stored in the run).
 
 Signals come from the registry (:mod:`phasewatch.signals`) and are measured by the runner's
 own :func:`~phasewatch.signals.runner.measure_probe` on the live model: cheap ones
 (``geometry``, ``gradients``) every ``every`` steps; expensive ones (``llc``, ``hessian``)
 every ``expensive_every`` steps, inline or — with ``background=True`` — in a thread of the
-training process on an in-memory copy of the weights (:mod:`phasewatch.watch_worker`).
+training process on an in-memory copy of the weights (:mod:`phasewatch.watch.worker`).
 Measuring never changes training: the model is put in eval mode, torch's RNG state is
 forked, and no ``.grad`` is touched.
 
@@ -58,11 +58,13 @@ from phasewatch.detect.online import EarlyWarning, OnlineDetector
 from phasewatch.detect.run import DetectConfig
 from phasewatch.detect.transitions import Target
 from phasewatch.signals import runner
+from phasewatch.signals.base import settings_hash
 from phasewatch.store.env import describe
 from phasewatch.store.run import create_run_at, tidy
-from phasewatch.watch_probe import LossFn, WatchedTask, check_factory, save_probe
-from phasewatch.watch_report import close_run
-from phasewatch.watch_worker import Background
+from phasewatch.store.signals import SignalStore
+from phasewatch.watch.close import close_run
+from phasewatch.watch.probe import WATCHED, LossFn, WatchedTask, check_factory, save_probe
+from phasewatch.watch.worker import Background
 
 log = logging.getLogger("phasewatch.watch")
 
@@ -102,7 +104,7 @@ class Watcher:
         probe_batch: a fixed batch the signals are measured on (needed by every signal but
             ``geometry``): a tensor, tuple/list or dict of tensors.
         loss_fn: ``loss_fn(model, batch) -> Tensor`` per-sample losses (n,) or their mean,
-            in nats (see :mod:`phasewatch.watch_probe`; per-sample losses enable
+            in nats (see :mod:`phasewatch.watch.probe`; per-sample losses enable
             ``grad/noise_scale``).
         on_warning: called with each :class:`~phasewatch.detect.online.EarlyWarning`
             (e.g. ``print``); default: log it. Exceptions it raises are logged.
@@ -193,7 +195,8 @@ class Watcher:
         bg = background and self.task is not None and bool(set(self.resolved) & EXPENSIVE)
         self.background = bg
         self.rd = create_run_at(self.out, self._config(config, model, params), describe("cpu"))
-        self.store = runner.SignalStore(self.rd, self.resolved)
+        hashes = {n: settings_hash(n, st) for n, st in self.resolved.items()}
+        self.store = SignalStore(self.rd, self.resolved, hashes)
         self.worker = Background(model, probe_batch, loss_fn) if bg else None
         if probe_batch is not None:
             try:
@@ -225,7 +228,7 @@ class Watcher:
             "background": self.background,
             "device": str(next(model.parameters()).device),
         }
-        return {"phenomenon": "watch", "preset": "custom", "task": task, "train": train}
+        return {"phenomenon": WATCHED, "preset": "custom", "task": task, "train": train}
 
     def _problem(self, kind: str, message: str, key: str = "") -> None:
         """Log a problem once per (kind, key) and keep it for ``close()``."""

@@ -31,7 +31,7 @@ import torch
 from torch import nn
 
 from phasewatch.signals import runner
-from phasewatch.watch_probe import LossFn, WatchedTask, map_tensors
+from phasewatch.watch.probe import LossFn, WatchedTask, map_tensors
 
 Jobs = list[tuple[str, dict[str, Any]]]
 _STOP = None
@@ -58,7 +58,7 @@ class Background:
     Args:
         model: the user's model (only read, in :meth:`submit`, on the training thread).
         batch: the probe batch (cloned once).
-        loss_fn: ``loss_fn(model, batch)`` as for :class:`~phasewatch.watch_probe.WatchedTask`.
+        loss_fn: ``loss_fn(model, batch)`` as for :class:`~phasewatch.watch.probe.WatchedTask`.
         max_pending: queued weight copies at most before :meth:`submit` waits.
     """
 

@@ -34,8 +34,8 @@ Presets:
     olsson-1layer: the same with one layer, the control: no induction heads, no jump
         (prefix matching <= 0.025, ICL score >= -0.22 nats; 8 min).
 
-Code: the data in :mod:`.induction_data`, the model and its fast forward pass in
-:mod:`.induction_model`, the head scores in :mod:`.induction_scores`; this module holds the
+Code: the data in :mod:`.data`, the model and its fast forward pass in
+:mod:`.model`, the head scores in :mod:`.scores`; this module holds the
 config, one seed's task, the whole-run findings and the presets, and re-exports the public
 names of the first two.
 """
@@ -43,7 +43,6 @@ names of the first two.
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -53,12 +52,16 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from phasewatch.config import TrainConfig, require, require_choice
-from phasewatch.detect.onsets import OnsetRule
-from phasewatch.models import TransformerConfig, run_with_cache
-from phasewatch.phenomena import induction_scores as sc
+from phasewatch.config import OnsetRule, TrainConfig
+from phasewatch.models import run_with_cache
 from phasewatch.phenomena.base import Findings, Preset, register
-from phasewatch.phenomena.induction_data import (
+from phasewatch.phenomena.induction import scores as sc
+from phasewatch.phenomena.induction.config import (
+    INDUCTION_THRESHOLD,
+    PREVIOUS_TOKEN_THRESHOLD,
+    InductionConfig,
+)
+from phasewatch.phenomena.induction.data import (
     STREAM_EVAL,
     STREAM_INIT,
     STREAM_REPEAT,
@@ -70,7 +73,7 @@ from phasewatch.phenomena.induction_data import (
     repeated_block,
     sample_text,
 )
-from phasewatch.phenomena.induction_model import NormedTransformer, fast_logits, next_token_loss
+from phasewatch.phenomena.induction.model import NormedTransformer, fast_logits, next_token_loss
 
 __all__ = [
     "Induction",
@@ -86,83 +89,6 @@ __all__ = [
     "repeated_block",
     "sample_text",
 ]
-
-SOURCES = ("random", "markov")
-INDUCTION_THRESHOLD = 0.5  # prefix-matching score above which a head is an induction head
-PREVIOUS_TOKEN_THRESHOLD = 0.5  # previous-token score above which a head is a previous-token head
-
-
-@dataclass(frozen=True)
-class InductionConfig:
-    """Data and model of an induction-heads run.
-
-    Attributes:
-        source: text between the repeats: random (uniform i.i.d. tokens) or markov (a
-            seeded bigram chain).
-        vocab: vocabulary size (tokens), >= span_len.
-        n_ctx: context length (tokens), >= span_len * repeats.
-        span_len: length (tokens) of the random span that repeats in each sequence.
-        repeats: occurrences of the span per sequence (>= 2).
-        markov_concentration: Dirichlet concentration of the bigram chain's rows (markov
-            source; smaller = more predictable text).
-        batch_size: sequences per training step (fresh every step).
-        eval_batch: sequences in each fixed held-out evaluation set.
-        n_layers: attention-only layers, 1-4 (1 = the control without induction heads).
-        d_model: residual stream width.
-        n_heads: attention heads per layer.
-        d_head: width of each head.
-        layernorm: pre-LayerNorm without gain/bias before each layer and the unembedding.
-    """
-
-    source: str = "random"
-    vocab: int = 128
-    n_ctx: int = 85
-    span_len: int = 16
-    repeats: int = 2
-    markov_concentration: float = 0.1
-    batch_size: int = 128
-    eval_batch: int = 128
-    n_layers: int = 2
-    d_model: int = 48
-    n_heads: int = 4
-    d_head: int = 12
-    layernorm: bool = True
-
-    def __post_init__(self) -> None:
-        require_choice("source", self.source, SOURCES)
-        require(self.span_len >= 1, "span_len", "an integer >= 1", self.span_len)
-        require(self.repeats >= 2, "repeats", "an integer >= 2", self.repeats)
-        require(
-            self.vocab >= max(2, self.span_len),
-            "vocab",
-            f"an integer >= span_len ({self.span_len}) and >= 2",
-            self.vocab,
-        )
-        need = max(4, self.span_len * self.repeats)
-        require(
-            self.n_ctx >= need,
-            "n_ctx",
-            f"an integer >= span_len * repeats ({self.span_len} * {self.repeats}) and >= 4",
-            self.n_ctx,
-        )
-        require(1 <= self.n_layers <= 4, "n_layers", "an integer in 1..4", self.n_layers)
-        mc = self.markov_concentration
-        require(mc > 0, "markov_concentration", "a float > 0", mc)
-        for name in ("batch_size", "eval_batch", "d_model", "n_heads", "d_head"):
-            require(getattr(self, name) >= 1, name, "an integer >= 1", getattr(self, name))
-
-    def transformer(self) -> TransformerConfig:
-        """The attention-only shape (no MLP); :class:`NormedTransformer` adds LayerNorm."""
-        return TransformerConfig(
-            d_vocab=self.vocab,
-            d_vocab_out=self.vocab,
-            n_ctx=self.n_ctx,
-            d_model=self.d_model,
-            n_heads=self.n_heads,
-            d_head=self.d_head,
-            d_mlp=0,
-            n_layers=self.n_layers,
-        )
 
 
 # ---- the task -----------------------------------------------------------------------------

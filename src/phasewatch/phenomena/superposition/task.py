@@ -15,8 +15,8 @@ from jaxtyping import Float
 from torch import Tensor
 
 from phasewatch.config import TrainConfig, require
-from phasewatch.phenomena import superposition_geometry as geo
-from phasewatch.phenomena.superposition_model import (
+from phasewatch.phenomena.superposition import geometry as geo
+from phasewatch.phenomena.superposition.model import (
     FusedToyLoss,
     GramToyLoss,
     ToyModel,
@@ -26,6 +26,7 @@ from phasewatch.phenomena.superposition_model import (
     sample_features,
     weighted_mse,
 )
+from phasewatch.training.trainer import learning_rate, make_optimizer
 
 
 @dataclass(frozen=True)
@@ -277,8 +278,6 @@ def fit(task: SuperpositionTask, train: TrainConfig) -> list[float]:
     """Train ``task`` without a run store, with the trainer's optimiser and learning-rate
     schedule; returns the total loss of every ``train.eval_every``-th step. Used by
     :func:`~phasewatch.phenomena.superposition.capacity` and the benchmark."""
-    from phasewatch.training.trainer import learning_rate, make_optimizer  # (import cycle)
-
     opt = make_optimizer(task.model, train)
     curve = []
     for step in range(train.steps):

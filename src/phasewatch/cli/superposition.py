@@ -16,7 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from phasewatch.cli_errors import handle_errors
+from phasewatch.cli.errors import handle_errors
 from phasewatch.config import require, require_choice
 
 superposition_app = typer.Typer(

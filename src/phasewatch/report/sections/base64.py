@@ -24,7 +24,7 @@ from plotly.subplots import make_subplots  # noqa: E402
 
 from phasewatch.detect import mirage as M  # noqa: E402
 from phasewatch.errors import StoreError  # noqa: E402
-from phasewatch.report.sections import figure_html, section  # noqa: E402
+from phasewatch.report.registry import figure_html, section  # noqa: E402
 from phasewatch.store import RunDir, atomic  # noqa: E402
 from phasewatch.store.atomic import atomic_path  # noqa: E402
 

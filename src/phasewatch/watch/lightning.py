@@ -2,7 +2,7 @@
 
 ::
 
-    from phasewatch.watch_lightning import WatcherCallback
+    from phasewatch.watch.lightning import WatcherCallback
     trainer = lightning.Trainer(max_steps=1000, callbacks=[
         WatcherCallback("runs/pl", probe_batch=(x, y), loss_fn=cross_entropy, every=50)])
     trainer.fit(module, loader)      # writes runs/pl; `phasewatch report runs/pl`
@@ -31,10 +31,10 @@ try:
     from lightning.pytorch import Callback
 except ImportError as e:  # pragma: no cover - exercised only without the extra
     raise MissingDependency(
-        "phasewatch.watch_lightning needs lightning: pip install 'phasewatch[lightning]'"
+        "phasewatch.watch.lightning needs lightning: pip install 'phasewatch[lightning]'"
     ) from e
 
-from phasewatch.watch import Watcher
+from phasewatch.watch.watcher import Watcher
 
 
 def planned_steps(trainer: Any) -> int | None:

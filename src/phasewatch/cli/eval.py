@@ -14,7 +14,7 @@ from typing import Any
 
 import typer
 
-from phasewatch.cli_errors import handle_errors
+from phasewatch.cli.errors import handle_errors
 from phasewatch.config import require
 from phasewatch.errors import MissingDependency
 
@@ -125,7 +125,7 @@ def mirage(run: Path = typer.Argument(..., help="A base64-ladder run directory."
     Across size and training steps, the Schaeffer et al. (2023) check stated from the data,
     and the closed-form toy p^L vs L(1 - p); writes RUN/mirage/.
     """
-    from phasewatch.report.base64 import write_mirage
+    from phasewatch.report.sections.base64 import write_mirage
     from phasewatch.store import open_run
 
     out, result = write_mirage(open_run(run))

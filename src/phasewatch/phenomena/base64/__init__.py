@@ -49,11 +49,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from phasewatch.config import TrainConfig, require
-from phasewatch.detect.onsets import OnsetRule
+from phasewatch.config import OnsetRule, TrainConfig, require
 from phasewatch.models import TransformerConfig
-from phasewatch.phenomena import base64_data as D
 from phasewatch.phenomena.base import Findings, Preset, register
+from phasewatch.phenomena.base64 import data as D
 from phasewatch.phenomena.induction import NormedTransformer, fast_logits, generator
 
 _TRAIN, _EVAL, _INIT = range(3)
@@ -181,7 +180,7 @@ class Base64LadderTask:
         return torch.stack(losses).sum()
 
     def member_samples(self, name: str) -> pd.DataFrame:
-        """Per held-out sample of member ``name``: see :func:`~.base64_data.member_samples`."""
+        """Per held-out sample of member ``name``: see :func:`~.data.member_samples`."""
         return D.member_samples(self.model[name], self.eval_batch)
 
     def evaluate(self) -> dict[str, float]:

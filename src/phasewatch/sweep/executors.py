@@ -165,7 +165,7 @@ def plan(
     """Units of work for the members in ``todo`` and the plan recorded in ``sweep.json``.
 
     Args:
-        spec: the :class:`~phasewatch.sweep.SweepSpec`.
+        spec: the :class:`~phasewatch.sweep.spec.SweepSpec`.
         todo: the unfinished :class:`~phasewatch.sweep.Member` s.
         stored: the plan of an earlier invocation (reused), or None.
     """

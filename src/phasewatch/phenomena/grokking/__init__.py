@@ -25,11 +25,10 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from phasewatch.config import TrainConfig, require, require_choice
-from phasewatch.detect.onsets import OnsetRule
+from phasewatch.config import OnsetRule, TrainConfig, require, require_choice
 from phasewatch.models import Transformer, TransformerConfig, run_with_cache
-from phasewatch.phenomena import fourier
 from phasewatch.phenomena.base import Findings, Preset, register
+from phasewatch.phenomena.grokking import fourier
 
 # The operations of Power et al. 2022 (Table 1), as functions of (a, b) mod p.
 # Division is a · b^{-1} and skips b = 0.

@@ -16,12 +16,12 @@ from typing import TYPE_CHECKING, Any
 
 from phasewatch.detect.changepoints import ChangePointConfig, change_points
 from phasewatch.detect.run import RunAnalysis, write_detect
-from phasewatch.detect.transitions import onsets, run_series
-from phasewatch.signals.runner import read_signals
+from phasewatch.detect.transitions import run_series, target_onsets
 from phasewatch.store.atomic import write_json
+from phasewatch.store.signals import read_signals
 
 if TYPE_CHECKING:
-    from phasewatch.watch import Watcher
+    from phasewatch.watch.watcher import Watcher
 
 log = logging.getLogger("phasewatch.watch")
 CALIBRATION = "AR(1) surrogates of each series' burn-in"  # as detect.run.write_with_surrogates
@@ -38,7 +38,7 @@ def write_detect_block(w: Watcher) -> dict[str, Any]:
     series = run_series(w.rd.metrics(), read_signals(w.rd))
     cp_cfg = ChangePointConfig(penalty=cfg.penalty)
     if w.target is not None and w.target.key in series:
-        onset = onsets(series[w.target.key], w.target, cp_cfg, 0)
+        onset = target_onsets(series[w.target.key], w.target, cp_cfg, 0)
     else:
         onset = no_target()
         if w.target is not None:
@@ -95,6 +95,6 @@ def close_run(w: Watcher, t0: float) -> dict[str, Any]:
 
 
 def _expensive() -> frozenset[str]:
-    from phasewatch.watch import EXPENSIVE
+    from phasewatch.watch.watcher import EXPENSIVE
 
     return EXPENSIVE

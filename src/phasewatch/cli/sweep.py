@@ -16,10 +16,10 @@ from typing import Any
 import typer
 from rich.console import Console
 
-from phasewatch import sweep as sw
-from phasewatch.cli_errors import fail
+from phasewatch.cli.errors import fail
 from phasewatch.config import require
 from phasewatch.errors import PhasewatchError
+from phasewatch.sweep import spec as sw
 
 console = Console()
 

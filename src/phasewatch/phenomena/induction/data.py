@@ -13,7 +13,7 @@ from jaxtyping import Float, Int
 from torch import Tensor
 
 if TYPE_CHECKING:
-    from phasewatch.phenomena.induction import InductionConfig
+    from phasewatch.phenomena.induction.config import InductionConfig
 
 # Random-number streams: each stream gets its own torch.Generator from (seed, stream, step).
 STREAM_TRAIN, STREAM_EVAL, STREAM_REPEAT, STREAM_INIT, STREAM_CHAIN = range(5)

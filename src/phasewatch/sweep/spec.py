@@ -312,8 +312,8 @@ def members(spec: SweepSpec, out: str | Path) -> list[Member]:
 def member_status(path: Path) -> str:
     """``missing`` (not created or creation cut short), ``done``, ``failed``, ``running``
     (a live process on this host other than this one) or ``interrupted``."""
-    from phasewatch.api import live_status
     from phasewatch.store import RunDir
+    from phasewatch.store.index import live_status
 
     rd = RunDir(path)
     if not (path / "config.json").is_file():
@@ -396,7 +396,7 @@ def run_sweep(
             another process sweeping ``out``, or a member being trained by a live process.
         StoreError: ``out`` not writable.
     """
-    from phasewatch import distributed
+    from phasewatch.sweep import executors as distributed
 
     out = Path(out)
     todo_all = members(spec, out)

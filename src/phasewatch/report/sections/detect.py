@@ -9,7 +9,7 @@ import html
 import pandas as pd
 import plotly.graph_objects as go
 
-from phasewatch.report.sections import figure_html, section
+from phasewatch.report.registry import figure_html, section
 from phasewatch.store import RunDir
 
 

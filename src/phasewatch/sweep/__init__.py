@@ -1,0 +1,1 @@
+"""Sweeps: the spec (``sweep.json``, members, resume) and the executors (local, Ray)."""
