@@ -23,7 +23,6 @@ from phasewatch.store.run import tidy
 from phasewatch.training import train
 from phasewatch.watch.probe import WATCHED, load_task
 
-
 __all__ = [
     "analyse",
     "build_task",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import platform
 import subprocess
@@ -10,8 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-
-import phasewatch
 
 
 def _cpu_model() -> str:
@@ -25,7 +24,7 @@ def _cpu_model() -> str:
 
 
 def _git_hash() -> str | None:
-    src = Path(phasewatch.__file__).resolve().parent
+    src = Path(__file__).resolve().parents[1]  # the phasewatch package
     try:
         out = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=src, capture_output=True, text=True, timeout=5
@@ -40,7 +39,7 @@ def describe(device: str) -> dict[str, Any]:
     import numpy
 
     return {
-        "phasewatch": phasewatch.__version__,
+        "phasewatch": _version(),
         "git_hash": _git_hash(),
         "python": sys.version.split()[0],
         "torch": torch.__version__,
@@ -52,3 +51,11 @@ def describe(device: str) -> dict[str, Any]:
         "device": device,
         "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
     }
+
+
+def _version() -> str:
+    """The installed phasewatch version (package metadata; ``unknown`` if not installed)."""
+    try:
+        return importlib.metadata.version("phasewatch")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
