@@ -16,8 +16,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from phasewatch.detect.leadtime import detect_sweep, leadtime
+from phasewatch.api import leadtime
 from phasewatch.detect.run import DetectConfig
+from phasewatch.detect.sweep import detect_sweep
 from phasewatch.detect.synthetic import write_sweep
 from phasewatch.detect.transitions import Target
 

@@ -19,8 +19,9 @@ import time
 
 import torch
 
+from phasewatch.models import fast_logits
 from phasewatch.phenomena import get
-from phasewatch.phenomena.induction import fast_logits, next_token_loss
+from phasewatch.phenomena.induction.task import next_token_loss
 from phasewatch.store.env import describe
 from phasewatch.training.trainer import learning_rate, make_optimizer
 

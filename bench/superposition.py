@@ -56,7 +56,7 @@ def time_preset(name: str, steps: int) -> dict[str, float]:
 def time_capacity(steps: int, m: int = 20, ns=(50, 100, 200, 400)) -> float:
     """Seconds per step of ``phasewatch superposition capacity`` (one model per n, 3 S)."""
     from phasewatch.config import TrainConfig
-    from phasewatch.phenomena.superposition import SuperpositionTask, fit
+    from phasewatch.phenomena.superposition.task import SuperpositionTask, fit
 
     dens = torch.tensor([0.1, 0.01, 0.001], dtype=torch.float64)
     total = 0.0

@@ -112,7 +112,7 @@ def main(argv: list[str] | None = None) -> Path | None:
         on_warning=print,
         target=Target("val/acc", 0.99),
         checkpoint_every=args.checkpoint_every,
-        config=vars(args) | {"out": str(args.out)},
+        hparams=vars(args) | {"out": str(args.out)},
         factory="watch_mlp_grokking:build",
         factory_kwargs={"p": args.p},
     )

@@ -6,7 +6,7 @@ import dataclasses
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
@@ -15,6 +15,7 @@ from phasewatch.config import TrainConfig, from_dict, override, to_dict
 from phasewatch.detect.onsets import onsets
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.signals import runner
+from phasewatch.signals.calibrate import calibrate_run
 from phasewatch.store import RunDir, create_run, open_run
 from phasewatch.store.atomic import write_dir
 from phasewatch.store.env import describe
@@ -23,11 +24,17 @@ from phasewatch.store.run import tidy
 from phasewatch.training import train
 from phasewatch.watch.probe import WATCHED, load_task
 
+if TYPE_CHECKING:
+    from phasewatch.detect.run import DetectConfig
+    from phasewatch.detect.transitions import Target
+
 __all__ = [
     "analyse",
     "build_task",
     "calibrate",
+    "eval_base64bench",
     "finish_run",
+    "leadtime",
     "list_runs",
     "measure",
     "resolve_config",
@@ -187,5 +194,65 @@ def measure(run: str | Path, signals: Sequence[str] = runner.DEFAULT_SIGNALS, **
 
 def calibrate(run: str | Path, **kwargs: Any):
     """Sweep the LLC's SGLD settings on one checkpoint
-    (:func:`phasewatch.signals.runner.calibrate` with this module's :func:`build_task`)."""
-    return runner.calibrate(run, build_task=build_task, **kwargs)
+    (:func:`phasewatch.signals.calibrate.calibrate_run` with this module's :func:`build_task`)."""
+    return calibrate_run(run, build_task=build_task, **kwargs)
+
+
+def leadtime(
+    root: str | Path,
+    target: Target,
+    cfg: DetectConfig | None = None,
+    *,
+    out: str | Path | None = None,
+    progress: bool = False,
+) -> Path:
+    """The lead-time benchmark of a sweep directory
+    (:func:`phasewatch.detect.leadtime.leadtime`), written by
+    :func:`phasewatch.report.leadtime.write_outputs`.
+
+    Writes into ``out``: ``leadtime.parquet``/``.md`` (one row per series × indicator:
+    hit_rate, false_alarm_rate, lead_median/q25/q75 in steps, lead_frac_median, auc),
+    ``roc.parquet``, ``change_point_leads.parquet``, ``runs.parquet``,
+    ``window_sensitivity.parquet``, ``summary.json`` and ``report.html``.
+
+    Args:
+        root: a directory of runs (a sweep).
+        target: the metric and threshold whose onset signals should anticipate.
+        cfg: detection settings (None: the defaults).
+        out: the output directory (default ``<root>/leadtime``).
+        progress: show a progress bar while the runs are analysed.
+
+    Returns:
+        The path of ``report.html``.
+
+    Raises:
+        ConfigError: if the target is in no finished run (the message lists the keys).
+        StoreError: if ``root`` holds no run.
+    """
+    from phasewatch.detect.leadtime import leadtime as benchmark
+    from phasewatch.report.leadtime import write_outputs
+
+    res = benchmark(root, target, cfg, progress=progress)
+    dest = Path(out) if out else Path(root) / "leadtime"
+    return write_outputs(dest, res.tables, res.runs, res.views, res.meta)
+
+
+def eval_base64bench(model: Any, **kwargs: Any):
+    """Run Base64Bench on ``model`` (:func:`phasewatch.evals.runner.run_base64bench`, same
+    arguments) and add its figures, ``summary.md`` and ``report.html``
+    (:func:`phasewatch.report.evals.write_eval_report`).
+
+    Returns:
+        The :class:`~phasewatch.evals.runner.EvalResult` (folder and tables).
+
+    Raises:
+        ConfigError: on invalid arguments or a model inspect cannot load (nothing written).
+        StoreError: if ``out`` is not writable.
+        RunFailed: if inspect's evaluation ends in error (the folder and log are kept).
+    """
+    from phasewatch.evals.runner import run_base64bench
+    from phasewatch.report.evals import write_eval_report
+
+    result = run_base64bench(model, **kwargs)
+    write_eval_report(result.path, result.info, result.sweep, result.per_type)
+    return result

@@ -23,6 +23,11 @@ def require(ok: bool, field: str, allowed: str, value: Any) -> None:
 
 
 def require_choice(field: str, value: Any, choices: Iterable[Any]) -> None:
+    """Require ``value`` to be one of ``choices``.
+
+    Raises:
+        ConfigError: naming ``field``, ``value`` and the allowed choices.
+    """
     choices = list(choices)
     require(value in choices, field, ", ".join(map(str, choices)), value)
 
@@ -79,6 +84,7 @@ class TrainConfig:
 
     @property
     def num_threads(self) -> int:
+        """Torch threads to train with: ``threads``, or the machine's CPU count if 0."""
         return self.threads or (os.cpu_count() or 1)
 
 
@@ -128,6 +134,7 @@ class OnsetRule:
         require_choice("op", self.op, (">=", "<="))
 
     def describe(self) -> str:
+        """The rule in words, e.g. ``first logged step with train/acc >= 0.99``."""
         if self.kind == "peak":
             return f"step of the maximum of {self.key}"
         return f"first logged step with {self.key} {self.op} {self.threshold:g}"

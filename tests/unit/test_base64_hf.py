@@ -17,9 +17,12 @@ from transformers import AutoModelForCausalLM, AutoTokenizer  # noqa: E402
 
 from phasewatch import api  # noqa: E402
 from phasewatch.evals.base64spec import prompt  # noqa: E402
-from phasewatch.phenomena.base64 import Base64LadderConfig, build_ladder  # noqa: E402
+from phasewatch.models import fast_logits  # noqa: E402
+from phasewatch.phenomena.base64 import Base64LadderConfig  # noqa: E402
 from phasewatch.phenomena.base64 import data as D  # noqa: E402
-from phasewatch.phenomena.induction import fast_logits  # noqa: E402
+from phasewatch.phenomena.base64.export import HF_POSITIONS  # noqa: E402
+from phasewatch.phenomena.base64.scores import greedy_answers  # noqa: E402
+from phasewatch.phenomena.base64.task import build_ladder  # noqa: E402
 
 TRAIN = {
     "ladder": "1x16,1x32",
@@ -48,7 +51,7 @@ def trained(tmp_path_factory):
 def test_exported_gpt2_computes_the_same_logits(trained):
     rd, cfg, model = trained
     hf = AutoModelForCausalLM.from_pretrained(rd.path / "hf").eval()
-    assert type(hf).__name__ == "GPT2LMHeadModel" and hf.config.n_positions == D.HF_POSITIONS
+    assert type(hf).__name__ == "GPT2LMHeadModel" and hf.config.n_positions == HF_POSITIONS
     batch = D.make_batch(["hello", "a b c", "~!x"], ["encode", "decode", "encode"], cfg.n_ctx)
     with torch.no_grad():
         ours, theirs = fast_logits(model, batch.tokens), hf(batch.tokens).logits
@@ -96,7 +99,7 @@ def test_inspect_hf_local_gives_phasewatch_greedy_answers(trained, tmp_path):
     recs = records(n_per_type=2, types="common_word,single_char")
     assert len(result.samples) == len(recs) == 8
     batch = D.make_batch([r["text"] for r in recs], [r["direction"] for r in recs], cfg.n_ctx)
-    ours = D.greedy_answers(model, batch, max_new=6)
+    ours = greedy_answers(model, batch, max_new=6)
     got = result.samples.set_index("id").loc[[r["id"] for r in recs], "answer"]
     assert list(got) == [a.strip() for a in ours]
     assert result.samples["status"].isin(["ok", "invalid_base64", "not_utf8", "empty"]).all()

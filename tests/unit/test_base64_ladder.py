@@ -8,8 +8,10 @@ import torch
 
 from phasewatch import api
 from phasewatch.errors import ConfigError
-from phasewatch.phenomena.base64 import Base64LadderConfig, build_ladder, parameter_counts
+from phasewatch.phenomena.base64 import Base64LadderConfig
 from phasewatch.phenomena.base64 import data as D
+from phasewatch.phenomena.base64.scores import greedy_answers
+from phasewatch.phenomena.base64.task import build_ladder, parameter_counts
 
 TINY = {
     "ladder": "1x16,1x32",
@@ -87,7 +89,7 @@ def test_batched_greedy_matches_one_sample_reference():
     model = build_ladder(cfg, seed=3)["L1d32"]
     texts, dirs = ["a", "hello!", "xyz", "Q"], ["encode", "decode", "decode", "encode"]
     batch = D.make_batch(texts, dirs, cfg.n_ctx)
-    got = D.greedy_answers(model, batch, max_new=7)
+    got = greedy_answers(model, batch, max_new=7)
     for i, text in enumerate(texts):
         prompt = batch.tokens[i, : int(batch.sep[i]) + 1].tolist()
         limit = min(7, cfg.n_ctx - 1 - int(batch.sep[i]))

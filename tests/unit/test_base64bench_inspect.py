@@ -14,6 +14,7 @@ pytest.importorskip("inspect_ai")
 from inspect_ai import eval as inspect_eval  # noqa: E402
 from inspect_ai.model import ModelOutput, ModelUsage, get_model  # noqa: E402
 
+from phasewatch.api import eval_base64bench  # noqa: E402
 from phasewatch.evals.base64spec import PROMPT_MARKERS  # noqa: E402
 from phasewatch.evals.runner import run_base64bench  # noqa: E402
 from phasewatch.evals.texttypes import generate  # noqa: E402
@@ -54,7 +55,7 @@ _SPOILS = {
 @pytest.fixture(scope="module")
 def result(tmp_path_factory):
     model = get_model("mockllm/model", custom_outputs=crafted)
-    return run_base64bench(model, n_per_type=1, out=tmp_path_factory.mktemp("ev"))
+    return eval_base64bench(model, n_per_type=1, out=tmp_path_factory.mktemp("ev"))
 
 
 def test_every_sample_is_scored_and_failures_are_counted(result):
@@ -97,6 +98,8 @@ def test_limit_runs_the_first_samples_balanced_over_types(tmp_path):
     model = get_model("mockllm/model", custom_outputs=crafted)
     r = run_base64bench(model, limit=10, direction="decode", out=tmp_path, thresholds=[1.0])
     assert len(r.samples) == 10 and set(r.samples["direction"]) == {"decode"}
+    # the evals box tabulates; figures and summary are the report's (api.eval_base64bench)
+    assert (r.path / "eval.json").exists() and not (r.path / "summary.md").exists()
     assert r.samples["type"].nunique() == 10
     assert list(r.sweep["threshold"].unique()) == [1.0]
 

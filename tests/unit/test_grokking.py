@@ -7,13 +7,10 @@ import torch
 
 from phasewatch.config import TrainConfig
 from phasewatch.errors import ConfigError
-from phasewatch.phenomena.grokking import (
-    GrokkingConfig,
-    GrokkingTask,
-    cross_entropy_f64,
-    make_data,
-    readout_logits,
-)
+from phasewatch.phenomena.grokking import GrokkingConfig
+from phasewatch.phenomena.grokking.data import make_data
+from phasewatch.phenomena.grokking.model import readout_logits
+from phasewatch.phenomena.grokking.task import GrokkingTask, cross_entropy_f64
 
 
 def test_nanda_split_sizes():
@@ -70,7 +67,7 @@ def test_readout_path_equals_full_forward_and_its_gradients():
     cfg = GrokkingConfig(p=23, d_model=32, n_heads=4, d_head=8, d_mlp=64)
     task = GrokkingTask(cfg, TrainConfig(seed=1))
     model = task.model
-    full = model(task._tokens)[:, -1]
+    full = model(task.tokens)[:, -1]
     fast = readout_logits(model, task.a, task.b)
     torch.testing.assert_close(fast, full, rtol=1e-5, atol=1e-5)
     g_full = torch.autograd.grad(cross_entropy_f64(full, task.labels), list(model.parameters()))

@@ -7,18 +7,11 @@ import torch
 
 from phasewatch.config import TrainConfig
 from phasewatch.errors import ConfigError
-from phasewatch.models import Transformer
-from phasewatch.phenomena.induction import (
-    InductionConfig,
-    InductionTask,
-    NormedTransformer,
-    fast_logits,
-    generator,
-    make_batch,
-    markov_chain,
-    next_token_loss,
-    repeated_block,
-)
+from phasewatch.models import NormedTransformer, Transformer, fast_logits
+from phasewatch.phenomena.induction import InductionConfig
+from phasewatch.phenomena.induction.data import make_batch, markov_chain, repeated_block
+from phasewatch.phenomena.induction.task import InductionTask, next_token_loss
+from phasewatch.phenomena.streams import generator
 
 SMALL = dict(vocab=32, n_ctx=24, span_len=5, repeats=3, d_model=16, n_heads=2, d_head=8)
 

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from phasewatch import api
-from phasewatch.phenomena.induction import InductionTask
+from phasewatch.phenomena.induction.task import InductionTask
 from phasewatch.store import open_run
 
 TINY = {

@@ -9,8 +9,10 @@ import json
 import pandas as pd
 import pytest
 
-from phasewatch.detect.leadtime import MIN_NULL, detect_sweep, leadtime
+from phasewatch.api import leadtime
+from phasewatch.detect.leadtime import leadtime as compute_leadtime
 from phasewatch.detect.run import DetectConfig, detect
+from phasewatch.detect.sweep import MIN_NULL, detect_sweep
 from phasewatch.detect.synthetic import write_run as _make_run
 from phasewatch.detect.synthetic import write_sweep
 from phasewatch.detect.transitions import Target
@@ -83,6 +85,15 @@ def test_single_run_detect_finds_the_onset_under_each_definition(tmp_path):
     assert abs(found["change_point"] - 3000) <= 60
     assert block["target"]["step"] == found["change_point"]
     assert "AR(1) surrogates" in block["settings"]["calibration"]
+
+
+def test_the_benchmark_itself_writes_nothing(tmp_path):
+    root = write_sweep(tmp_path / "conf", 3, 0)
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    res = compute_leadtime(root, Target("test/acc", 0.99), WIDE)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before
+    assert set(res.tables) == {"leadtime", "roc", "change_point_leads", "window_sensitivity"}
+    assert len(res.runs) == 3 and "Too few null runs" in res.meta["summary"]
 
 
 def test_a_missing_target_names_the_keys_present(sweep, tmp_path):

@@ -218,20 +218,64 @@ def test_cli_exit_codes_and_report_section(run):
     assert empty.exit_code == 2 and "no such run directory" in empty.output
 
 
-def test_cli_calibration_grid_flags(run):
+def test_cli_calibrate_writes_the_grid_and_recommends_measure_flags(run):
+    from phasewatch.cli.app import app
+
+    # a 4-draw budget cannot pass the default rule; a lenient one makes a recommendation
+    grid = ["--epsilons", "1e-5,1e-4", "--gammas", "100", "--chains", "2", "--draws", "4"]
+    rule = ["--burn-in", "2", "--min-llc", "0", "--drift-tol", "100"]
+    r = CliRunner().invoke(app, ["calibrate", str(run), "--no-progress", *grid, *rule])
+    assert r.exit_code == 0, r.output
+    meta = read_signals_json(_rd(run))["llc_calibration"]
+    assert meta["grid"]["epsilons"] == [1e-5, 1e-4] and meta["grid"]["gammas"] == [100.0]
+    assert (meta["grid"]["chains"], meta["grid"]["draws"], meta["grid"]["burn_in"]) == (2, 4, 2)
+    assert (meta["grid"]["min_llc"], meta["grid"]["drift_tol"]) == (0.0, 100.0)
+    table = pd.read_parquet(run / "tables" / "llc_calibration.parquet")
+    assert sorted(table["epsilon"]) == [1e-5, 1e-4] and set(table["gamma"]) == {100.0}
+    assert table["passes"].all() and table["recommended"].sum() == 1
+    assert "llc_mean" in r.output and "reason" in r.output
+    # the rule takes the smallest gamma, then the largest epsilon
+    assert meta["recommended"] == {"epsilon": 1e-4, "gamma": 100.0, "nbeta": None}
+    flags = "--epsilon 0.0001 --gamma 100"
+    assert f"recommended: {flags}\n  phasewatch measure {run} --signals llc {flags}" in r.output
+
+
+@pytest.mark.parametrize(
+    "args,needle",
+    [
+        (
+            ["--epsilons", "1e-5,big"],
+            "epsilons='1e-5,big' is invalid; allowed: comma-separated floats",
+        ),
+        (["--gammas", "-1"], "gammas=(-1.0,) is invalid; allowed: floats >= 0"),
+        (["--draws", "3"], "draws=3 is invalid; allowed: an integer >= 4"),
+        (["--step", "15"], "step=15 is invalid; allowed: 0, 10, 20, 30, 40"),
+    ],
+)
+def test_cli_calibrate_bad_flag_exits_2_with_one_line(run, args, needle):
+    from phasewatch.cli.app import app
+
+    r = CliRunner().invoke(app, ["calibrate", str(run), "--no-progress", *args])
+    assert r.exit_code == 2, r.output
+    (line,) = r.stderr.strip().splitlines()
+    assert line.startswith("error: ") and needle in line
+    assert not (run / "tables" / "llc_calibration.parquet").exists()
+
+
+def test_cli_llc_flags_of_measure(run):
     from phasewatch.cli.app import app
 
     cli = CliRunner()
-    args = ["measure", str(run), "--calibrate", "--no-progress", "--chains", "2", "--draws", "4"]
-    r = cli.invoke(app, [*args, "--epsilons", "1e-5,1e-4", "--gammas", "100"])
+    r = cli.invoke(app, ["measure", str(run), "--signals", "geometry", "--draws", "4"])
+    assert r.exit_code == 2 and "--draws need llc in --signals=geometry" in r.stderr
+    r = cli.invoke(app, ["measure", str(run), "--signals", "llc", "--epsilon", "-1"])
+    assert r.exit_code == 2 and "epsilon=-1.0 is invalid; allowed: a float > 0" in r.stderr
+    args = ["--signals", "llc", "--chains", "2", "--draws", "4", "--burn-in", "2"]
+    r = cli.invoke(app, ["measure", str(run), *args, "--every", "10", "--no-progress"])
     assert r.exit_code == 0, r.output
-    grid = read_signals_json(_rd(run))["llc_calibration"]["grid"]
-    assert grid["epsilons"] == [1e-5, 1e-4] and grid["gammas"] == [100.0]
-    assert grid["chains"] == 2 and grid["draws"] == 4
-    bad = cli.invoke(app, [*args, "--epsilons", "1e-5,big"])
-    assert bad.exit_code == 2 and "--epsilons='1e-5,big' is invalid" in bad.output
-    alone = cli.invoke(app, ["measure", str(run), "--gammas", "10"])
-    assert alone.exit_code == 2 and "need --calibrate" in alone.output
+    (entry,) = read_signals_json(_rd(run))["settings"].values()
+    llc = entry["settings"]
+    assert entry["signal"] == "llc" and (llc["chains"], llc["draws"], llc["burn_in"]) == (2, 4, 2)
 
 
 def _rd(path):

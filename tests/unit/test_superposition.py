@@ -14,17 +14,12 @@ from phasewatch import api
 from phasewatch.cli.superposition import superposition_app
 from phasewatch.config import TrainConfig
 from phasewatch.errors import ConfigError
-from phasewatch.phenomena.superposition import (
-    FusedToyLoss,
-    SuperpositionConfig,
-    SuperpositionTask,
-    capacity,
-    data_rng,
-    sample_features,
-)
+from phasewatch.phenomena.superposition import SuperpositionConfig
 from phasewatch.phenomena.superposition import model as superposition_model
-from phasewatch.phenomena.superposition.model import GramToyLoss, gram_is_cheaper
-from phasewatch.phenomena.superposition.task import _StackedBatch
+from phasewatch.phenomena.superposition.capacity import capacity
+from phasewatch.phenomena.superposition.data import data_rng, sample_features
+from phasewatch.phenomena.superposition.model import FusedToyLoss, GramToyLoss, gram_is_cheaper
+from phasewatch.phenomena.superposition.task import SuperpositionTask, _StackedBatch
 from phasewatch.report.sections.superposition import superposition_section
 from phasewatch.report.summary import summarise
 from phasewatch.store import open_run

@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from phasewatch.errors import ConfigError
+from phasewatch.phenomena.superposition import bounds
 from phasewatch.phenomena.superposition import geometry as geo
 
 
@@ -134,45 +135,47 @@ def test_classifier_takes_the_nearest_fraction_within_tolerance(dim, name):
 
 
 def test_welch_bound_hand_values_and_triangle_attains_it():
-    assert geo.welch_bound(2, 3) == pytest.approx(0.5)
-    assert geo.welch_bound(2, 5) == pytest.approx(math.sqrt(3 / 8))
-    assert geo.welch_bound(20, 200) == pytest.approx(0.2126644, abs=1e-7)  # √(180/3980)
-    assert geo.welch_bound(4, 4) == 0.0
+    assert bounds.welch_bound(2, 3) == pytest.approx(0.5)
+    assert bounds.welch_bound(2, 5) == pytest.approx(math.sqrt(3 / 8))
+    assert bounds.welch_bound(20, 200) == pytest.approx(0.2126644, abs=1e-7)  # √(180/3980)
+    assert bounds.welch_bound(4, 4) == 0.0
     assert geo.interference(polygon(3), torch.ones(3, dtype=torch.bool))[
         "max_abs_cos"
-    ] == pytest.approx(geo.welch_bound(2, 3))
+    ] == pytest.approx(bounds.welch_bound(2, 3))
 
 
 def test_union_bound_hand_values():
-    assert geo.union_epsilon(16, math.exp(4)) == pytest.approx(1.0)
-    assert geo.union_epsilon(100, 100) == pytest.approx(0.4291932, abs=1e-7)  # 2√(ln100/100)
-    assert geo.union_capacity(100, 0.5) == pytest.approx(math.exp(6.25))  # 518.01
-    assert geo.union_capacity(100, geo.union_epsilon(100, 250)) == pytest.approx(250)
+    assert bounds.union_epsilon(16, math.exp(4)) == pytest.approx(1.0)
+    assert bounds.union_epsilon(100, 100) == pytest.approx(0.4291932, abs=1e-7)  # 2√(ln100/100)
+    assert bounds.union_capacity(100, 0.5) == pytest.approx(math.exp(6.25))  # 518.01
+    assert bounds.union_capacity(100, bounds.union_epsilon(100, 250)) == pytest.approx(250)
 
 
 def test_johnson_lindenstrauss_hand_values():
     # ε = 1/2: ε²/2 − ε³/3 = 1/8 − 1/24 = 1/12, so k = 48 ln n
-    assert geo.jl_dimension(100, 0.5) == pytest.approx(221.0482, abs=1e-4)
-    assert geo.jl_epsilon(48 * math.log(100), 100) == pytest.approx(0.5, abs=1e-12)
-    assert geo.jl_epsilon(24 * math.log(50) * (1 + 1e-9), 50) == pytest.approx(1.0, abs=1e-3)
-    assert geo.jl_epsilon(20, 50) == math.inf  # needs m ≥ 24 ln 50 ≈ 93.9
-    assert geo.jl_epsilon(10, 1) == 0.0
-    assert geo.jl_capacity(48, 0.5) == pytest.approx(math.e)
+    assert bounds.jl_dimension(100, 0.5) == pytest.approx(221.0482, abs=1e-4)
+    assert bounds.jl_epsilon(48 * math.log(100), 100) == pytest.approx(0.5, abs=1e-12)
+    assert bounds.jl_epsilon(24 * math.log(50) * (1 + 1e-9), 50) == pytest.approx(1.0, abs=1e-3)
+    assert bounds.jl_epsilon(20, 50) == math.inf  # needs m ≥ 24 ln 50 ≈ 93.9
+    assert bounds.jl_epsilon(10, 1) == 0.0
+    assert bounds.jl_capacity(48, 0.5) == pytest.approx(math.e)
 
 
 def test_random_typical_cosine():
-    assert geo.random_mean_abs_cos(2) == pytest.approx(2 / math.pi)
-    assert geo.random_mean_abs_cos(3) == pytest.approx(0.5)
-    assert geo.random_mean_abs_cos(200) == pytest.approx(math.sqrt(2 / (math.pi * 200)), rel=0.01)
+    assert bounds.random_mean_abs_cos(2) == pytest.approx(2 / math.pi)
+    assert bounds.random_mean_abs_cos(3) == pytest.approx(0.5)
+    assert bounds.random_mean_abs_cos(200) == pytest.approx(
+        math.sqrt(2 / (math.pi * 200)), rel=0.01
+    )
 
 
 @pytest.mark.parametrize(
     "call,match",
     [
-        (lambda: geo.welch_bound(0, 5), "m=0"),
-        (lambda: geo.union_epsilon(10, 0), "n=0"),
+        (lambda: bounds.welch_bound(0, 5), "m=0"),
+        (lambda: bounds.union_epsilon(10, 0), "n=0"),
         (
-            lambda: geo.jl_dimension(10, 1.5),
+            lambda: bounds.jl_dimension(10, 1.5),
             r"eps=1.5 is invalid; allowed: a distortion in \(0, 1\)",
         ),
     ],
@@ -184,13 +187,13 @@ def test_bounds_reject_bad_input(call, match):
 
 def test_capacity_row_sentence_compares_bound_with_measured_mean():
     stats = {"max_abs_cos": 1.0, "mean_abs_cos": 0.1, "max_pos_cos": 0.3}
-    row = geo.capacity_row(20, 200, 0.99, 80, stats)
-    assert row["welch_bound"] == pytest.approx(geo.welch_bound(20, 200))
+    row = bounds.capacity_row(20, 200, 0.99, 80, stats)
+    assert row["welch_bound"] == pytest.approx(bounds.welch_bound(20, 200))
     assert row["jl_epsilon"] == math.inf and row["features_per_dim"] == 4.0
     s = row["sentence"]
     assert s.startswith("m=20, n=200, S=0.99: 80 of 200 features represented (4/dim)")
-    assert "JL is vacuous" in s and f"{geo.union_epsilon(20, 200) / 0.1:.1f}×" in s
-    wide = geo.capacity_row(1000, 50, 0.9, 50, stats)["sentence"]
-    assert f"JL guarantees ε = {geo.jl_epsilon(1000, 50):.2f}" in wide
-    lonely = geo.capacity_row(20, 50, 0.9, 1, dict.fromkeys(stats, math.nan))["sentence"]
+    assert "JL is vacuous" in s and f"{bounds.union_epsilon(20, 200) / 0.1:.1f}×" in s
+    wide = bounds.capacity_row(1000, 50, 0.9, 50, stats)["sentence"]
+    assert f"JL guarantees ε = {bounds.jl_epsilon(1000, 50):.2f}" in wide
+    lonely = bounds.capacity_row(20, 50, 0.9, 1, dict.fromkeys(stats, math.nan))["sentence"]
     assert "fewer than 2 represented" in lonely

@@ -19,6 +19,7 @@ from phasewatch import api
 from phasewatch.cli.app import app
 from phasewatch.errors import ConfigError
 from phasewatch.store import open_run
+from phasewatch.sweep import runner as sweeping
 from phasewatch.sweep import spec as sw
 from phasewatch.training import batched
 
@@ -116,13 +117,13 @@ def test_nan_member_is_failed_and_others_finish(tmp_path, strategy):
     s = spec(
         seeds="0:2", grid={"lr": [1e-3, 1e30]}, strategy=strategy, set=TINY | {"warmup_steps": 0}
     )
-    result = sw.run_sweep(s, tmp_path, progress=False)
+    result = sweeping.run_sweep(s, tmp_path, progress=False)
     assert result.plan["strategy"] == strategy
     assert sorted(result.failed) == ["lr=1e+30/s0", "lr=1e+30/s1"]
     assert sorted(result.done) == ["lr=0.001/s0", "lr=0.001/s1"] and not result.unfinished
     status = json.loads((tmp_path / "lr=1e+30/s0/status.json").read_text())
     assert status["status"] == "failed" and "non-finite training loss" in status["error"]
-    again = sw.resume_sweep(tmp_path, progress=False)  # failed members are not retried
+    again = sweeping.resume_sweep(tmp_path, progress=False)  # failed members are not retried
     assert not again.done and not again.failed and len(again.skipped) == 4
 
 
@@ -130,7 +131,7 @@ def test_batched_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypa
     """A batched sweep interrupted mid-way resumes (one member through the ordinary
     single-run resume, the rest batched) to the metrics of an uninterrupted one."""
     s = spec(seeds="0:3", strategy="batched")
-    straight = sw.run_sweep(s, tmp_path / "a", progress=False)
+    straight = sweeping.run_sweep(s, tmp_path / "a", progress=False)
     assert straight.plan["strategy"] == "batched" and len(straight.done) == 3
 
     real, calls = batched.StackedAdamW.step, {"n": 0}
@@ -143,11 +144,11 @@ def test_batched_resume_after_interrupt_matches_uninterrupted(tmp_path, monkeypa
 
     monkeypatch.setattr(batched.StackedAdamW, "step", dying_step)
     with pytest.raises(KeyboardInterrupt):
-        sw.run_sweep(s, tmp_path / "b", progress=False)
+        sweeping.run_sweep(s, tmp_path / "b", progress=False)
     monkeypatch.setattr(batched.StackedAdamW, "step", real)
-    assert {sw.member_status(tmp_path / "b" / f"s{i}") for i in range(3)} == {"interrupted"}
+    assert {sweeping.member_status(tmp_path / "b" / f"s{i}") for i in range(3)} == {"interrupted"}
     api.run("grokking", resume=tmp_path / "b" / "s1", progress=False, report=False)
-    result = sw.resume_sweep(tmp_path / "b", progress=False)
+    result = sweeping.resume_sweep(tmp_path / "b", progress=False)
     assert sorted(result.done) == ["s0", "s2"] and result.skipped == ["s1"]
     for i in range(3):
         a = open_run(tmp_path / "a" / f"s{i}").metrics()
@@ -172,7 +173,7 @@ def test_kill_9_then_resume_every_member_done_exactly_once(tmp_path):
     names = [f"weight_decay={wd}/s{i}" for wd in (0.5, 1.0) for i in range(3)]
 
     def state():
-        return {n: sw.member_status(out / n) for n in names}
+        return {n: sweeping.member_status(out / n) for n in names}
 
     _wait_for(lambda: list(state().values()).count("done") >= 2, 240)
     os.kill(proc.pid, signal.SIGKILL)
@@ -206,7 +207,7 @@ def test_kill_9_then_resume_every_member_done_exactly_once(tmp_path):
 
 def test_resume_refuses_a_member_trained_by_a_live_process(tmp_path):
     s = spec(seeds="0:1", strategy="single")
-    sw.run_sweep(s, tmp_path, progress=False)
+    sweeping.run_sweep(s, tmp_path, progress=False)
     status = tmp_path / "s0" / "status.json"
     other = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(60)"])
     try:  # another live process on this host "is training" it
@@ -214,7 +215,7 @@ def test_resume_refuses_a_member_trained_by_a_live_process(tmp_path):
             json.dumps(json.loads(status.read_text()) | {"status": "running", "pid": other.pid})
         )
         with pytest.raises(ConfigError, match="being trained by a live process"):
-            sw.resume_sweep(tmp_path, progress=False)
+            sweeping.resume_sweep(tmp_path, progress=False)
     finally:
         other.kill()
         other.wait()
@@ -222,7 +223,7 @@ def test_resume_refuses_a_member_trained_by_a_live_process(tmp_path):
 
 def test_runs_ls_queries_the_index_with_duckdb(tmp_path):
     s = spec(seeds="0:2", grid={"weight_decay": [0.5, 1.0]}, strategy="batched")
-    sw.run_sweep(s, tmp_path, progress=False)
+    sweeping.run_sweep(s, tmp_path, progress=False)
     r = invoke_ls(str(tmp_path), "--format", "csv")
     header = r.stdout.splitlines()[0]
     assert header.startswith("run,phenomenon,preset,seed,steps,status,onset/memorisation")

@@ -21,6 +21,7 @@ from typer.testing import CliRunner
 
 from phasewatch.cli.app import app
 from phasewatch.store import open_run
+from phasewatch.sweep import runner as sweeping
 from phasewatch.sweep import spec as sw
 
 ray = pytest.importorskip("ray")
@@ -38,7 +39,7 @@ def ray_cluster():
 def test_sweep_on_ray_writes_ordinary_member_runs(tmp_path, ray_cluster):
     data = {"phenomenon": "grokking", "seeds": "0:2", "grid": {"weight_decay": [0.5, 1.0]}}
     s = sw.build_spec(data | {"set": TINY, "executor": "ray", "strategy": "batched"})
-    result = sw.run_sweep(s, tmp_path, progress=False)
+    result = sweeping.run_sweep(s, tmp_path, progress=False)
     assert sorted(result.done) == [f"weight_decay={wd}/s{i}" for wd in (0.5, 1.0) for i in (0, 1)]
     assert not result.failed and not result.unfinished
     assert json.loads((tmp_path / "sweep.json").read_text())["executor"] == "ray"
@@ -46,7 +47,7 @@ def test_sweep_on_ray_writes_ordinary_member_runs(tmp_path, ray_cluster):
         rd = open_run(tmp_path / name)
         assert rd.status()["status"] == "done" and rd.checkpoint_steps() == [0, 10, 20, 30, 40]
         assert "generalisation" in rd.events()["onsets"]
-    again = sw.resume_sweep(tmp_path, progress=False)  # nothing left to do
+    again = sweeping.resume_sweep(tmp_path, progress=False)  # nothing left to do
     assert not again.done and len(again.skipped) == 4
 
 
@@ -103,7 +104,7 @@ def _watch(member: Path, times: int, action, stop: threading.Event, log: Path) -
     return hit
 
 
-def _sweep_with(tmp_path: Path, times: int, action) -> tuple[sw.SweepResult, list[int]]:
+def _sweep_with(tmp_path: Path, times: int, action) -> tuple[sweeping.SweepResult, list[int]]:
     s = sw.build_spec(
         {"phenomenon": "grokking", "seeds": "0:2", "set": LONG, "executor": "ray"}
         | {"strategy": "single"}
@@ -111,7 +112,7 @@ def _sweep_with(tmp_path: Path, times: int, action) -> tuple[sw.SweepResult, lis
     stop = threading.Event()
     hit = _watch(tmp_path / "s1", times, action, stop, tmp_path / ".test-hits.json")
     try:
-        result = sw.run_sweep(s, tmp_path, progress=False)
+        result = sweeping.run_sweep(s, tmp_path, progress=False)
     finally:
         stop.set()
     return result, hit
@@ -151,8 +152,8 @@ def test_ray_task_failing_twice_is_reported_and_others_finish(tmp_path, ray_clus
     assert result.done == ["s0"] and not result.failed
     [(name, error)] = result.unfinished
     assert name == "s1" and error
-    assert sw.member_status(tmp_path / "s1") == "interrupted"
-    again = sw.resume_sweep(tmp_path, progress=False)  # the member is resumable
+    assert sweeping.member_status(tmp_path / "s1") == "interrupted"
+    again = sweeping.resume_sweep(tmp_path, progress=False)  # the member is resumable
     assert again.done == ["s1"] and again.skipped == ["s0"]
     _assert_complete(tmp_path / "s1")
     assert _member_dirs(tmp_path) == ["s0", "s1"]
@@ -175,9 +176,9 @@ def test_ray_task_raising_twice_leaves_no_live_running_member(tmp_path, ray_clus
     assert name == "s1" and "Error" in error
     status = open_run(tmp_path / "s1").status()
     assert status["status"] == "interrupted" and status["step"] == 225 and status["error"]
-    assert sw.member_status(tmp_path / "s1") == "interrupted"
+    assert sweeping.member_status(tmp_path / "s1") == "interrupted"
     obstacle.rmdir()
-    again = sw.resume_sweep(tmp_path, progress=False)
+    again = sweeping.resume_sweep(tmp_path, progress=False)
     assert again.done == ["s1"]
     _assert_complete(tmp_path / "s1")
 

@@ -9,7 +9,7 @@ import torch
 
 from phasewatch import api
 from phasewatch.errors import ConfigError, RunFailed
-from phasewatch.phenomena.grokking import GrokkingTask
+from phasewatch.phenomena.grokking.task import GrokkingTask
 from phasewatch.store import open_run
 
 

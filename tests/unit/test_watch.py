@@ -418,3 +418,90 @@ def test_a_probe_batch_safetensors_cannot_hold_is_reported_not_raised(tmp_path):
     block = watch.close()
     assert any("probe batch not stored" in p and "object" in p for p in block["problems"])
     assert not (tmp_path / "r" / "watch" / "probe.safetensors").exists()
+
+
+# ---- WatchConfig ---------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ({"out": ""}, "out=''.*allowed: a path"),
+        ({"steps": 0}, "steps=0.*allowed: None or an integer >= 1"),
+        ({"steps": True}, "steps=True.*allowed: None or an integer >= 1"),
+        ({"every": 2.5}, "every=2.5.*allowed: an integer >= 1"),
+        ({"expensive_every": 0}, "expensive_every=0.*allowed: None or an integer >= 1"),
+        ({"checkpoint_every": -1}, "checkpoint_every=-1.*allowed: None or an integer >= 1"),
+        ({"signals": "geometry"}, "signals='geometry'.*allowed: a list or tuple"),
+        ({"signals": ["nope"]}, "signal='nope'.*allowed: .*geometry"),
+        ({"settings": {"llc": {}}}, "settings given for signal.*llc.*allowed: geometry"),
+        ({"background": "yes"}, "background='yes'.*allowed: True or False"),
+        ({"target": "val/acc"}, "target='val/acc'.*allowed: None or a .*Target"),
+        ({"detect": {"alpha": 0.1}}, "detect=.*allowed: None or a .*DetectConfig"),
+        ({"seed": 1.5}, "seed=1.5.*allowed: an integer"),
+        ({"hparams": {"f": object()}}, "hparams=.*allowed: None or a dict of JSON values"),
+        ({"factory": "no colon"}, "factory='no colon'.*allowed: an import string"),
+        ({"factory_kwargs": [1]}, r"factory_kwargs=\[1\].*allowed: None or a dict"),
+    ],
+)
+def test_watch_config_rejects_bad_values_naming_the_field(tmp_path, fields, message):
+    from phasewatch.watch import WatchConfig
+
+    with pytest.raises(ConfigError, match=message):
+        WatchConfig(**{"out": tmp_path / "r", "signals": ["geometry"], **fields})
+    with pytest.raises(ConfigError, match=message):  # the same check through the Watcher
+        Watcher(_model(), **{"out": tmp_path / "r", "signals": ["geometry"], **fields})
+    assert not (tmp_path / "r").exists()
+
+
+def test_watcher_refuses_unknown_keywords_listing_the_allowed_ones(tmp_path):
+    with pytest.raises(ConfigError, match="unknown argument.*evry.*allowed: out, steps") as e:
+        Watcher(_model(), out=tmp_path / "r", evry=5)
+    for name in ("every", "checkpoint_every", "factory", "probe_batch", "loss_fn", "on_warning"):
+        assert name in str(e.value)
+    with pytest.raises(ConfigError, match="out is missing"):
+        Watcher(_model(), every=5)
+    with pytest.raises(ConfigError, match="config=.*allowed: a WatchConfig"):
+        Watcher(_model(), config=42, out=tmp_path / "r")
+    assert not (tmp_path / "r").exists()
+
+
+def test_config_and_keywords_give_the_same_stored_config(tmp_path):
+    import dataclasses
+
+    from phasewatch.detect.transitions import Target
+    from phasewatch.watch import WatchConfig
+
+    fields = dict(
+        steps=40,
+        every=10,
+        expensive_every=20,
+        signals=["geometry", "gradients"],
+        checkpoint_every=20,
+        target=Target("train/loss", 0.5, "<="),
+        seed=3,
+        hparams={"lr": 0.1},
+        factory="watch_mlp_grokking:build",
+        factory_kwargs={"p": 23},
+    )
+    objects = {"probe_batch": BATCH, "loss_fn": cross_entropy}
+    by_kwargs = Watcher(_model(), out=tmp_path / "a", **fields, **objects)
+    cfg = WatchConfig(out=tmp_path / "b", **fields)
+    by_config = Watcher(_model(), config=cfg, **objects)
+    override = WatchConfig(out=tmp_path / "c", **{**fields, "every": 7})
+    mixed = Watcher(_model(), override, out=tmp_path / "c", every=10, **objects)
+    assert by_config.config is cfg and cfg.signals == ("geometry", "gradients")
+    for w, name in ((by_kwargs, "a"), (mixed, "c")):
+        assert w.config == dataclasses.replace(cfg, out=tmp_path / name)
+    stored = [w.close() and open_run(w.rd.path).config() for w in (by_kwargs, by_config, mixed)]
+    assert stored[0] == stored[1] == stored[2]
+    assert stored[0]["task"]["user"] == {"lr": 0.1} and stored[0]["train"]["seed"] == 3
+    assert stored[0]["train"]["expensive_every"] == 20
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        cfg.every = 5
+
+
+def test_a_dict_as_config_is_taken_as_hparams(tmp_path):
+    """``config=`` held the user's hyperparameters before WatchConfig; it still does."""
+    watch = Watcher(_model(), config={"lr": 0.1}, out=tmp_path / "r", signals=["geometry"])
+    assert watch.config.hparams == {"lr": 0.1}
+    watch.close()
+    assert open_run(tmp_path / "r").config()["task"]["user"] == {"lr": 0.1}

@@ -1,4 +1,5 @@
-"""``phasewatch detect`` and ``phasewatch leadtime`` (thin shells over :mod:`phasewatch.detect`).
+"""``phasewatch detect`` and ``phasewatch leadtime`` (thin shells over :mod:`phasewatch.detect`
+and :func:`phasewatch.api.leadtime`).
 
 Registered in :mod:`phasewatch.cli`; invalid settings raise
 :class:`~phasewatch.errors.ConfigError`, which the CLI turns into one line and exit code 2.
@@ -50,8 +51,8 @@ def detect(
     directory, thresholds are calibrated on its null runs (runs that never reach the
     target); on a single run, on AR(1) surrogates of each series' burn-in.
     """
-    from phasewatch.detect.leadtime import detect_sweep
     from phasewatch.detect.run import detect as detect_run
+    from phasewatch.detect.sweep import detect_sweep
     from phasewatch.store import open_run
 
     tgt, cfg = _settings(target, threshold, op, onset, window_frac, alpha, start_event, penalty)
@@ -98,10 +99,10 @@ def leadtime(
     temperature fits and the polymorph census. Writes leadtime.parquet/.md, roc.parquet,
     summary.json and report.html into SWEEP/leadtime.
     """
-    from phasewatch.detect.leadtime import leadtime as run_leadtime
+    from phasewatch import api
 
     tgt, cfg = _settings(target, threshold, op, onset, window_frac, alpha, start_event, penalty)
-    report = run_leadtime(sweep, tgt, cfg, out=out, progress=True)
+    report = api.leadtime(sweep, tgt, cfg, out=out, progress=True)
     data = json.loads((report.parent / "summary.json").read_text())
     typer.echo(data["summary"])
     for e in data["excluded"]:

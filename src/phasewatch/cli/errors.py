@@ -21,6 +21,7 @@ def handle_errors(fn):
 
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
+        """``fn(*args, **kwargs)``; a :class:`PhasewatchError` becomes a one-line exit."""
         try:
             return fn(*args, **kwargs)
         except PhasewatchError as e:

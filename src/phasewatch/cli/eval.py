@@ -102,9 +102,9 @@ def base64bench_command(
         import torch
 
         torch.set_num_threads(threads)
-    from phasewatch.evals.runner import run_base64bench
+    from phasewatch import api
 
-    result = run_base64bench(
+    result = api.eval_base64bench(
         model, model_args=args, limit=limit, direction=direction, n_per_type=n_per_type,
         seed=seed, types=types, dataset=dataset, threshold=threshold, thresholds=sweep,
         max_tokens=max_tokens, out=out, display="plain" if progress else "none",

@@ -78,7 +78,7 @@ def capacity_command(
     ss = parse_list("sparsity", sparsity, float)
     import torch
 
-    from phasewatch.phenomena.superposition import capacity
+    from phasewatch.phenomena.superposition.capacity import capacity
 
     if threads:
         torch.set_num_threads(threads)

@@ -19,6 +19,7 @@ from rich.console import Console
 from phasewatch.cli.errors import fail
 from phasewatch.config import require
 from phasewatch.errors import PhasewatchError
+from phasewatch.sweep import runner as sweeping
 from phasewatch.sweep import spec as sw
 
 console = Console()
@@ -98,12 +99,12 @@ def sweep(
             what |= {"strategy": strategy, "out": out}
             extra = sorted(k for k, v in what.items() if v)
             require(not extra, "--resume", "only --executor, --workers, --address, --report", extra)
-            result = sw.resume_sweep(resume, how, progress=progress)
+            result = sweeping.resume_sweep(resume, how, progress=progress)
         else:
             require(out is not None, "--out", "a directory for the sweep", out)
             given = {"preset": preset, "seeds": seeds, "strategy": strategy, **how}
             data = _spec_data(ctx.args, spec, given)
-            result = sw.run_sweep(sw.build_spec(data), out, progress=progress)
+            result = sweeping.run_sweep(sw.build_spec(data), out, progress=progress)
     except PhasewatchError as e:
         raise fail(e) from None
     except KeyboardInterrupt:
@@ -115,7 +116,7 @@ def sweep(
         raise typer.Exit(1)
 
 
-def _summary(r: sw.SweepResult) -> None:
+def _summary(r: sweeping.SweepResult) -> None:
     plan = r.plan or {}
     console.print(
         f"sweep {r.out}: {r.total} members; this run: {len(r.done)} done, "

@@ -1,16 +1,10 @@
 """The lead-time benchmark: which signals warn before the behaviour changes, how early,
 and how often they warn when nothing happens.
 
-Over a directory of runs (a sweep): runs whose target crosses its threshold are
-*transition* runs, the others *null* runs. For every series (metric or signal) and
-indicator (variance, ac1 — see ``ews``):
+Over a sweep's transition and null runs and their causal scores (:mod:`.sweep`: a run's
+largest Kendall τ before its onset, or before the matched horizon for a null run), for
+every series (metric or signal) and indicator (variance, ac1 — see ``ews``):
 
-* a run's score is the largest causal Kendall τ reached before the onset for a
-  transition run and, for a null run, before the *matched horizon*: the median onset of
-  the transition runs. Scoring null runs over their whole length instead gives them up
-  to 10× more steps in which to cross any threshold than early-onset runs had (the first
-  sweep here: onsets from 240 to 3,840 steps of 4,000), which made every indicator look
-  worse than chance (AUC < 0.5) for a reason unrelated to warning;
 * the warning threshold θ is calibrated on the null runs' scores at false-alarm rate α
   (``ews.calibrate``); the reported false-alarm rate is leave-one-out (θ from the other
   null runs), so it is not the calibration's own guarantee;
@@ -25,6 +19,9 @@ against the onset.
 
 Caveat reported with the results: null runs come from other hyperparameters (e.g. weight
 decay 0), so a signal can separate the conditions without anticipating the transition.
+
+This module computes; :func:`phasewatch.api.leadtime` writes the results with
+:mod:`phasewatch.report.leadtime`.
 """
 
 from __future__ import annotations
@@ -38,139 +35,9 @@ import pandas as pd
 
 from phasewatch.detect import ews
 from phasewatch.detect.changepoints import scale_for
-from phasewatch.detect.run import (
-    DetectConfig,
-    RunAnalysis,
-    Thresholds,
-    analyse_run,
-    write_detect,
-    write_with_surrogates,
-)
+from phasewatch.detect.run import DetectConfig, RunAnalysis
+from phasewatch.detect.sweep import MIN_NULL, Sweep, collect, run_score, run_table, varying_fields
 from phasewatch.detect.transitions import Target
-from phasewatch.errors import ConfigError, StoreError
-from phasewatch.store import RunDir
-
-MIN_NULL = 10  # null runs needed to calibrate thresholds on runs rather than surrogates
-
-
-@dataclass
-class Sweep:
-    """The analysed runs of a directory and those left out (with the reason)."""
-
-    runs: list[RunAnalysis]
-    excluded: list[dict[str, str]]
-
-    @property
-    def nulls(self) -> list[RunAnalysis]:
-        return [a for a in self.runs if not a.transitions]
-
-    @property
-    def transitions(self) -> list[RunAnalysis]:
-        return [a for a in self.runs if a.transitions]
-
-    @property
-    def horizon(self) -> int | None:
-        """Median onset of the transition runs: null runs are scored before it."""
-        onsets = [a.onset["step"] for a in self.transitions]
-        return int(np.median(onsets)) if onsets else None
-
-
-def run_dirs(root: str | Path) -> list[RunDir]:
-    """Every run directory (a folder with config.json) under ``root``, sorted.
-
-    Raises:
-        StoreError: if ``root`` does not exist or holds no run.
-    """
-    root = Path(root)
-    if not root.is_dir():
-        raise StoreError(f"{root}: no such directory")
-    found = [RunDir(f.parent) for f in sorted(root.rglob("config.json"))]
-    if not found:
-        raise StoreError(f"{root}: no run directories (folders with config.json) under it")
-    return found
-
-
-def collect(
-    root: str | Path, target: Target, cfg: DetectConfig, *, progress: bool = False
-) -> Sweep:
-    """Analyse every finished run under ``root``; failed, unfinished or unreadable runs and
-    runs without the target are excluded and listed, never silently counted.
-
-    Raises:
-        ConfigError: if no finished run has the target key (the message lists the keys).
-        StoreError: if ``root`` holds no run.
-    """
-    runs, excluded, keys = [], [], set()
-    dirs = run_dirs(root)
-    for rd in _bar(dirs, progress, "analysing runs"):
-        try:
-            status = rd.status().get("status")
-            if status != "done":
-                excluded.append({"run": str(rd.path), "reason": f"status {status}"})
-                continue
-            runs.append(analyse_run(rd, target, cfg))
-        except ConfigError as e:
-            keys |= set(str(e).split("present: ")[-1].strip("[]").replace("'", "").split(", "))
-            excluded.append({"run": str(rd.path), "reason": f"no series {target.key!r}"})
-        except StoreError as e:
-            excluded.append({"run": str(rd.path), "reason": str(e)})
-    if not runs and keys:
-        raise ConfigError(f"target={target.key!r} is in no finished run; present: {sorted(keys)}")
-    return Sweep(runs, excluded)
-
-
-def _bar(items: list, enabled: bool, what: str):
-    if not enabled:
-        return items
-    from rich.progress import track
-
-    return track(items, description=what)
-
-
-def run_score(
-    an: RunAnalysis, key: str, indicator: str, horizon: int | None = None
-) -> float | None:
-    """Largest τ of ``indicator`` on ``key`` before the onset (transition run) or before
-    ``horizon`` (null run; None: the whole run); None if the series was too short."""
-    ss = an.scored.get(key)
-    if ss is None:
-        return None
-    tau = ss.scores[f"tau_{indicator}"]
-    end = an.onset["step"] if an.transitions else horizon
-    if end is not None:
-        tau = tau[ss.steps < end]
-    return float(ews.max_score(tau[None])[0]) if len(tau) else -1.0
-
-
-def null_thresholds(sweep: Sweep, alpha: float) -> Thresholds:
-    """θ per series and indicator from the null runs' scores."""
-    out: Thresholds = {}
-    keys = sorted({k for a in sweep.nulls for k in a.scored})
-    for key in keys:
-        for name in ews.INDICATORS:
-            scores = [run_score(a, key, name, sweep.horizon) for a in sweep.nulls]
-            scores = [s for s in scores if s is not None]
-            if len(scores) >= MIN_NULL:
-                out.setdefault(key, {})[name] = ews.calibrate(np.array(scores), alpha)
-    return out
-
-
-def detect_sweep(
-    root: str | Path, target: Target, cfg: DetectConfig | None = None, *, progress: bool = False
-) -> Sweep:
-    """``detect`` on every run of a sweep, with thresholds calibrated on its null runs when
-    there are at least ``MIN_NULL`` of them (else each run's AR(1) surrogates)."""
-    cfg = cfg or DetectConfig()
-    sweep = collect(root, target, cfg, progress=progress)
-    if len(sweep.nulls) >= MIN_NULL:
-        thresholds = null_thresholds(sweep, cfg.alpha)
-        how = f"{len(sweep.nulls)} null runs of the sweep (α = {cfg.alpha})"
-        for an in sweep.runs:
-            write_detect(an, thresholds, cfg, how)
-    else:  # the runs are analysed already: only the thresholds differ
-        for an in sweep.runs:
-            write_with_surrogates(an, cfg)
-    return sweep
 
 
 def _start_to_onset(an: RunAnalysis) -> int:
@@ -311,35 +178,6 @@ def benchmark(sweep: Sweep, alpha: float) -> dict[str, pd.DataFrame]:
     }
 
 
-def run_table(sweep: Sweep) -> pd.DataFrame:
-    """One row per analysed run: its config fields (task and train), whether and when it
-    transitions, and its time to transition (onset − start, steps)."""
-    rows = []
-    for an in sweep.runs:
-        cfg = an.rd.config()
-        row = {"run": str(an.rd.path), **cfg["task"], **cfg["train"]}
-        row |= {
-            "transitions": an.transitions,
-            "onset": an.onset["step"],
-            "start": an.start,
-            "time_to_transition": an.onset["step"] - an.start if an.transitions else None,
-        }
-        rows.append(row)
-    return pd.DataFrame(rows)
-
-
-def varying_fields(runs: pd.DataFrame) -> list[str]:
-    """Config fields (other than the seed) that take more than one value across runs."""
-    skip = {"run", "seed", "transitions", "onset", "start", "time_to_transition"}
-    return [
-        c
-        for c in runs.columns
-        if c not in skip
-        and runs[c].map(repr).nunique() > 1
-        and pd.api.types.is_numeric_dtype(runs[c])
-    ]
-
-
 def sweep_views(sweep: Sweep, runs: pd.DataFrame) -> dict[str, Any]:
     """Critical data size, temperature fits and the polymorph census (where they apply)."""
     from phasewatch.detect import physics
@@ -436,27 +274,38 @@ def window_sensitivity(
     return pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
 
 
-def leadtime(
-    root: str | Path,
-    target: Target,
-    cfg: DetectConfig | None = None,
-    *,
-    out: str | Path | None = None,
-    progress: bool = False,
-) -> Path:
-    """The lead-time benchmark of a sweep directory; returns the path of its report.
+@dataclass
+class LeadTime:
+    """Everything the lead-time benchmark of a sweep computed (what
+    :func:`phasewatch.report.leadtime.write_outputs` writes).
 
-    Writes into ``out`` (default ``<root>/leadtime``): ``leadtime.parquet``/``.md`` (one
-    row per series × indicator: hit_rate, false_alarm_rate, lead_median/q25/q75 in steps,
-    lead_frac_median, auc), ``roc.parquet``, ``change_point_leads.parquet``,
-    ``runs.parquet``, ``window_sensitivity.parquet``, ``summary.json`` and ``report.html``.
+    Attributes:
+        tables: ``leadtime`` (one row per series × indicator: hit_rate, false_alarm_rate,
+            lead_median/q25/q75 in steps, lead_frac_median, auc), ``roc``,
+            ``change_point_leads`` and ``window_sensitivity``.
+        runs: one row per analysed run (:func:`phasewatch.detect.sweep.run_table`).
+        views: critical data size, temperature fits and polymorph census, where they
+            apply (:func:`sweep_views`).
+        meta: ``summary`` (text), ``caveat``, ``target``, ``settings`` and ``excluded``
+            (runs left out, with the reason).
+    """
+
+    tables: dict[str, pd.DataFrame]
+    runs: pd.DataFrame
+    views: dict[str, Any]
+    meta: dict[str, Any]
+
+
+def leadtime(
+    root: str | Path, target: Target, cfg: DetectConfig | None = None, *, progress: bool = False
+) -> LeadTime:
+    """The lead-time benchmark of a sweep directory (writes nothing; see
+    :func:`phasewatch.api.leadtime` for the files).
 
     Raises:
         ConfigError: if the target is in no finished run (the message lists the keys).
         StoreError: if ``root`` holds no run.
     """
-    from phasewatch.report.leadtime import write_outputs
-
     cfg = cfg or DetectConfig()
     sweep = collect(root, target, cfg, progress=progress)
     tables = benchmark(sweep, cfg.alpha)
@@ -470,4 +319,4 @@ def leadtime(
         "settings": vars(cfg),
         "excluded": sweep.excluded,
     }
-    return write_outputs(Path(out) if out else Path(root) / "leadtime", tables, runs, views, meta)
+    return LeadTime(tables, runs, views, meta)

@@ -153,6 +153,7 @@ def verdict(jump_table: pd.DataFrame, axis: str, member: str = "all") -> str:
     ex = t.loc["exact"]
 
     def describe(k: str) -> str:
+        """One sentence on how metric ``k`` moves along the axis."""
         r = t.loc[k]
         if r["flat"]:
             return f"{LABELS[k]} is flat (moves {r['movement']:.3g})"

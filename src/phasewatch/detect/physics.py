@@ -103,6 +103,8 @@ def _fit(u: np.ndarray, t: np.ndarray, groups: np.ndarray, *, seed: int) -> dict
     k = codes.max() + 1
 
     def slope_and_effects(rows: np.ndarray) -> np.ndarray | None:
+        """OLS coefficients (slope, then the used group intercepts) on ``rows``; None if
+        the design is rank-deficient."""
         x = np.column_stack([u[rows], np.eye(k)[codes[rows]]])
         used = x.any(axis=0)
         used[0] = True

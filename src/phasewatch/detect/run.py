@@ -204,6 +204,7 @@ class RunAnalysis:
 
     @property
     def transitions(self) -> bool:
+        """Whether the run reached the target's onset."""
         return self.onset["step"] is not None
 
 

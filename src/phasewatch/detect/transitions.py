@@ -91,11 +91,16 @@ def threshold_onset(s: pd.Series, target: Target) -> int | None:
 
 
 def max_slope_onset(s: pd.Series, target: Target) -> int:
+    """The logged step where the series (a centred 3-point rolling mean, indexed by step)
+    moves fastest towards the target's direction (``op``)."""
     smooth = s.rolling(3, center=True, min_periods=1).mean()
     return int((_sign(target) * smooth.diff()).idxmax())
 
 
 def change_point_onset(s: pd.Series, target: Target, cfg: ChangePointConfig) -> int | None:
+    """The change point (step) with the largest shift of segment means towards the target's
+    direction, on a log10 scale where :func:`scale_for` picks it; None without change
+    points."""
     cps = change_points(s.index.to_numpy(), s.to_numpy(), cfg)
     if not cps:
         return None

@@ -65,6 +65,7 @@ def accuracy_at(thresholds: list[float]) -> Metric:
     similarity >= threshold. Returns ``{"acc@<t>": fraction}``."""
 
     def compute(scores: list[SampleScore]) -> dict[str, float]:
+        """``{"acc@<t>": fraction}`` over ``scores`` (0 for no scores)."""
         n = max(len(scores), 1)
         out = {}
         for t in thresholds:
@@ -84,6 +85,7 @@ def failed() -> Metric:
     undecodable): counted, never dropped."""
 
     def compute(scores: list[SampleScore]) -> int:
+        """The number of ``scores`` whose metadata status is not ``ok``."""
         return sum((s.score.metadata or {}).get("status") != "ok" for s in scores)
 
     return compute
@@ -98,6 +100,8 @@ def base64_similarity(threshold: float = 0.95) -> Scorer:
     """
 
     async def score(state: TaskState, target: Target) -> Score:
+        """The similarity of the model's completion to ``target`` (status, passed and the
+        compared strings in the metadata)."""
         answer = state.output.completion
         direction = state.metadata["direction"]
         s = score_answer(answer, target.text, direction)

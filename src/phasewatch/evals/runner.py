@@ -1,4 +1,4 @@
-"""``phasewatch eval base64bench``: run the inspect task on a model, then tabulate and plot.
+"""``phasewatch eval base64bench``: run the inspect task on a model, then tabulate.
 
 Writes one folder per evaluation::
 
@@ -9,7 +9,10 @@ Writes one folder per evaluation::
       samples.parquet|csv         per sample: type, direction, length, similarity, status
       sweep.parquet|csv           accuracy vs threshold, all and per direction
       per_type.parquet|csv        per type and direction: n, mean similarity, acc@1, acc@0.95
-      figures/sweep.png  figures/per_type.png  summary.md  report.html
+
+:func:`phasewatch.api.eval_base64bench` then adds ``figures/sweep.png``,
+``figures/per_type.png``, ``summary.md`` and ``report.html``
+(:mod:`phasewatch.report.evals`).
 """
 
 from __future__ import annotations
@@ -40,7 +43,13 @@ def one_line(e: BaseException) -> str:
 
 @dataclass
 class EvalResult:
-    """What :func:`run_base64bench` wrote and the tables it computed."""
+    """What :func:`run_base64bench` wrote and the tables it computed.
+
+    Attributes:
+        path: the evaluation folder.
+        info: the contents of ``eval.json`` (model, task, accuracy per threshold, ...).
+        samples, sweep, per_type: the tables (see the module docstring).
+    """
 
     path: Path
     info: dict[str, Any]
@@ -112,7 +121,10 @@ def run_base64bench(
     out: str | Path = "runs",
     display: str = "none",
 ) -> EvalResult:
-    """Run Base64Bench on ``model`` with inspect_ai and write the tables, figures and summary.
+    """Run Base64Bench on ``model`` with inspect_ai and write its log and tables.
+
+    The figures, ``summary.md`` and ``report.html`` are written by
+    :func:`phasewatch.api.eval_base64bench`, which calls this.
 
     Args:
         model: an inspect model string (``openai/gpt-4o-mini``, ``hf/local``) or ``Model``.
@@ -134,42 +146,53 @@ def run_base64bench(
         StoreError: if ``out`` is not writable.
         RunFailed: if inspect's evaluation ends in error (the folder and log are kept).
     """
+    thresholds = sorted(set(thresholds)) if thresholds is not None else R.default_thresholds()
+    _validate(limit, threshold, thresholds)
+    if dataset is not None:
+        recs = read_jsonl(dataset, direction)
+    else:
+        recs = records(n_per_type, seed, types, direction)
+    m = resolve_model(model, model_args)
+    task = _task(direction, n_per_type, seed, types, threshold, dataset)
+    path = _make_dir(out, str(m))
+    write_jsonl(path / "dataset.jsonl", recs[:limit] if limit else recs)
+    log = _inspect(task, m, path / "logs", limit=limit, display=display, max_tokens=max_tokens)
+    return _write_outputs(path, log, m, threshold, thresholds, limit)
+
+
+def _inspect(task: Any, model: Any, log_dir: Path, **kwargs: Any) -> Any:
+    """inspect's evaluation of ``task``, its log read back; RunFailed unless it succeeded."""
     from inspect_ai import eval as inspect_eval
     from inspect_ai.log import read_eval_log
 
-    from phasewatch.evals import base64bench as B
-
-    thresholds = sorted(set(thresholds)) if thresholds is not None else R.default_thresholds()
-    _validate(limit, threshold, thresholds)
-    recs = (
-        read_jsonl(dataset, direction)
-        if dataset is not None
-        else records(n_per_type, seed, types, direction)
-    )
-    m = resolve_model(model, model_args)
-    make = {"both": B.base64bench, "encode": B.base64bench_encode, "decode": B.base64bench_decode}
-    ds = None if dataset is None else str(dataset)
-    task = make[direction](
-        n_per_type=n_per_type, seed=seed, types=types, threshold=threshold, dataset=ds
-    )
-    path = _make_dir(out, str(m))
-    write_jsonl(path / "dataset.jsonl", recs[:limit] if limit else recs)
-    logs = inspect_eval(
-        task, model=m, limit=limit, log_dir=str(path / "logs"), display=display,
-        max_tokens=max_tokens,
-    )  # fmt: skip
+    logs = inspect_eval(task, model=model, log_dir=str(log_dir), **kwargs)
     log = read_eval_log(logs[0].location)
     if log.status != "success":
         why = one_line(Exception(log.error.message)) if log.error else log.status
         raise RunFailed(f"inspect eval ended with status {log.status}: {why}; log: {log.location}")
-    return _write_outputs(path, log, m, threshold, thresholds, limit)
+    return log
+
+
+def _task(
+    direction: str,
+    n_per_type: int,
+    seed: int,
+    types: str | list[str] | None,
+    threshold: float,
+    dataset: str | Path | None,
+) -> Any:
+    from phasewatch.evals import base64bench as B
+
+    make = {"both": B.base64bench, "encode": B.base64bench_encode, "decode": B.base64bench_decode}
+    ds = None if dataset is None else str(dataset)
+    return make[direction](
+        n_per_type=n_per_type, seed=seed, types=types, threshold=threshold, dataset=ds
+    )
 
 
 def _write_outputs(
     path: Path, log: Any, model: Any, threshold: float, thresholds: list[float], limit: int | None
 ) -> EvalResult:
-    from phasewatch.report.evals import write_eval_report
-
     samples = R.samples_from_log(log)
     sweep = R.sweep(samples, thresholds)
     per_type = R.per_type(samples, (1.0, 0.95))
@@ -188,5 +211,4 @@ def _write_outputs(
         "log": str(log.location),
     }
     atomic.write_json(path / "eval.json", info)
-    write_eval_report(path, info, sweep, per_type)
     return EvalResult(path, info, samples, sweep, per_type)

@@ -49,6 +49,7 @@ def _b64_bytes(rng: Rng, n: int, urlsafe: bool = False) -> str:
 
 
 def uuid4(rng: Rng) -> str:
+    """A random version-4 UUID, ``xxxxxxxx-xxxx-4xxx-[89ab]xxx-xxxxxxxxxxxx`` (36 characters)."""
     h = chars(rng, HEX, 30)
     return f"{h[:8]}-{h[8:12]}-4{h[12:15]}-{pick(rng, '89ab')}{h[15:18]}-{h[18:30]}"
 
@@ -57,6 +58,7 @@ def jwt_like(rng: Rng) -> str:
     """``header.payload.signature`` in unpadded base64url, HS256-style."""
 
     def b64url(obj: dict) -> str:
+        """Compact JSON of ``obj`` in base64url without padding."""
         text = json.dumps(obj, separators=(",", ":")).encode()
         return base64.urlsafe_b64encode(text).decode().rstrip("=")
 
@@ -75,30 +77,36 @@ def _agents(rng: Rng) -> tuple[str, str]:
 
 
 def agent_kv(rng: Rng) -> str:
+    """An agent message as ``key=value`` pairs: agent, action, status, sequence number."""
     a, _ = _agents(rng)
     act, st = pick(rng, W.ACTIONS), pick(rng, W.STATUSES)
     return f"agent={a} action={act} status={st} seq={int(rng.integers(1, 10_000))}"
 
 
 def agent_json(rng: Rng) -> str:
+    """An agent-to-agent message as a JSON object: from, to, action, priority (1-5)."""
     a, b = _agents(rng)
     msg = {"from": a, "to": b, "action": pick(rng, W.ACTIONS), "priority": int(rng.integers(1, 6))}
     return json.dumps(msg)
 
 
 def agent_command(rng: Rng) -> str:
+    """A command-line-style order between two agents with a time: ``ACTION --from a --to b
+    --at HH:MM``."""
     a, b = _agents(rng)
     hh, mm = int(rng.integers(24)), int(rng.integers(60))
     return f"{pick(rng, W.ACTIONS).upper()} --from {a} --to {b} --at {hh:02d}:{mm:02d}"
 
 
 def agent_coordinate(rng: Rng) -> str:
+    """A rendezvous point and time: ``RENDEZVOUS lat,lon AT HH:MMZ`` (degrees, 4 decimals)."""
     lat, lon = rng.uniform(-90, 90), rng.uniform(-180, 180)
     hh, mm = int(rng.integers(24)), int(rng.integers(60))
     return f"RENDEZVOUS {lat:.4f},{lon:.4f} AT {hh:02d}:{mm:02d}Z"
 
 
 def agent_config(rng: Rng) -> str:
+    """An agent configuration string: mode, retries, timeout (seconds) and agent name."""
     a, _ = _agents(rng)
     mode = pick(rng, ("stealth", "normal", "burst", "passive"))
     return (
@@ -108,12 +116,14 @@ def agent_config(rng: Rng) -> str:
 
 
 def agent_url_param(rng: Rng) -> str:
+    """An agent message as a URL query string: agent, operation, id, Unix timestamp."""
     a, _ = _agents(rng)
     ts = int(rng.integers(1_600_000_000, 1_800_000_000))
     return f"?agent={a}&op={pick(rng, W.ACTIONS)}&id={int(rng.integers(1, 100_000))}&ts={ts}"
 
 
 def agent_xml(rng: Rng) -> str:
+    """An agent-to-agent message as one-line XML: from, to, operation, sequence number."""
     a, b = _agents(rng)
     return (
         f"<msg><from>{a}</from><to>{b}</to><op>{pick(rng, W.ACTIONS)}</op>"
@@ -122,17 +132,20 @@ def agent_xml(rng: Rng) -> str:
 
 
 def agent_csv(rng: Rng) -> str:
+    """A three-line CSV (header and two agents): agent, action, priority."""
     (a, b), pri = _agents(rng), rng.integers(1, 6, 2)
     acts = (pick(rng, W.ACTIONS), pick(rng, W.ACTIONS))
     return f"agent,action,priority\n{a},{acts[0]},{pri[0]}\n{b},{acts[1]},{pri[1]}"
 
 
 def email(rng: Rng) -> str:
+    """An email address ``first.word<1-99>@domain``."""
     first, last = pick(rng, W.FIRST_NAMES), pick(rng, W.COMMON_WORDS)
     return f"{first}.{last}{int(rng.integers(1, 100))}@{pick(rng, W.DOMAINS)}"
 
 
 def url(rng: Rng) -> str:
+    """An https URL with a subdomain, one to three path parts and two query parameters."""
     sub = pick(rng, ("www", "api", "docs", "app", "cdn"))
     path = "/".join(pick(rng, W.PATH_PARTS) for _ in range(int(rng.integers(1, 4))))
     return (
@@ -142,6 +155,7 @@ def url(rng: Rng) -> str:
 
 
 def json_object(rng: Rng) -> str:
+    """A JSON user record: id, nested user name and email, one to three tags, active flag."""
     name = pick(rng, W.FIRST_NAMES)
     obj = {
         "id": int(rng.integers(1, 100_000)),
@@ -153,6 +167,7 @@ def json_object(rng: Rng) -> str:
 
 
 def file_path(rng: Rng) -> str:
+    """A file path: POSIX (``/a/b/file``), or a Windows user path with probability 0.3."""
     parts = [pick(rng, W.PATH_PARTS) for _ in range(int(rng.integers(1, 4)))]
     name = pick(rng, W.FILE_NAMES)
     if rng.random() < 0.3:
@@ -188,11 +203,13 @@ def whitespace(rng: Rng) -> str:
 
 
 def emoji(rng: Rng) -> str:
+    """One to four ``word emoji`` pairs separated by spaces (emoji are 1-2 code points)."""
     n = int(rng.integers(1, 5))
     return " ".join(f"{pick(rng, W.COMMON_WORDS)} {pick(rng, W.EMOJI)}" for _ in range(n))
 
 
 def paragraph(rng: Rng) -> str:
+    """Four to seven English sentences from templates filled with random words."""
     sentences = []
     for _ in range(int(rng.integers(4, 8))):
         sentences.append(

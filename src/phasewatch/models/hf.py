@@ -1,6 +1,6 @@
 """Export a phasewatch transformer to Hugging Face format (GPT-2 architecture), offline.
 
-A pre-LayerNorm :class:`~phasewatch.phenomena.induction.NormedTransformer` (LayerNorm
+A pre-LayerNorm :class:`~phasewatch.models.NormedTransformer` (LayerNorm
 without gain or bias, eps 1e-5) with an MLP is exactly a GPT-2 model whose LayerNorms have
 unit gain and zero bias, whose attention and MLP biases are zero where phasewatch has none,
 and whose unembedding is untied: the export copies the weights into that layout
@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from einops import rearrange
 from torch import Tensor, nn
 
 # GPT-2's reversible map from bytes to printable characters (the byte-level alphabet of
@@ -94,7 +95,7 @@ def gpt2_state_dict(model: nn.Module, n_positions: int) -> dict[str, Tensor]:
     }
     for i, block in enumerate(model.blocks):
         a, m, p = block.attn, block.mlp, f"transformer.h.{i}."
-        heads = [w.detach().permute(1, 0, 2).reshape(d, d) for w in (a.W_Q, a.W_K, a.W_V)]
+        heads = [rearrange(w.detach(), "h d e -> d (h e)") for w in (a.W_Q, a.W_K, a.W_V)]
         sd |= {
             p + "ln_1.weight": torch.ones(d),
             p + "ln_1.bias": torch.zeros(d),
@@ -102,7 +103,7 @@ def gpt2_state_dict(model: nn.Module, n_positions: int) -> dict[str, Tensor]:
             p + "ln_2.bias": torch.zeros(d),
             p + "attn.c_attn.weight": torch.cat(heads, dim=1),  # (d, 3d): q | k | v
             p + "attn.c_attn.bias": torch.zeros(3 * d),
-            p + "attn.c_proj.weight": a.W_O.detach().reshape(d, d),  # (H·dh, d)
+            p + "attn.c_proj.weight": rearrange(a.W_O.detach(), "h e d -> (h e) d"),
             p + "attn.c_proj.bias": torch.zeros(d),
             p + "mlp.c_fc.weight": m.W_in.detach(),
             p + "mlp.c_fc.bias": m.b_in.detach(),

@@ -9,13 +9,15 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import torch
+from jaxtyping import Float
 from torch import Tensor, nn
 
 
 class HookPoint(nn.Module):
     """Identity module whose module name (``blocks.0.mlp.hook_post``) names an activation."""
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Float[Tensor, "..."]) -> Float[Tensor, "..."]:
+        """``x`` unchanged (forward hooks registered on this module see it)."""
         return x
 
 
@@ -43,10 +45,10 @@ def run_with_cache(
     handles = []
     for name in wanted:
 
-        def save(_mod, _inp, out, name=name):
+        def _save(_mod, _inp, out, name=name):
             cache[name] = out.detach()
 
-        handles.append(hooks[name].register_forward_hook(save))
+        handles.append(hooks[name].register_forward_hook(_save))
     try:
         with torch.no_grad():
             out = model(*args, **kwargs)

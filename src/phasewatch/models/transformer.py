@@ -70,6 +70,8 @@ class Attention(nn.Module):
         self.hook_pattern, self.hook_z = HookPoint(), HookPoint()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        """Causal attention of every position over positions ``<= pos``, summed over heads
+        (Vaswani et al. 2017 §3.2, scores scaled by 1/√d_head)."""
         q = self.hook_q(torch.einsum("bpd,hde->bphe", x, self.W_Q))  # (B, T, H, dh)
         k = self.hook_k(torch.einsum("bpd,hde->bphe", x, self.W_K))
         v = self.hook_v(torch.einsum("bpd,hde->bphe", x, self.W_V))
@@ -94,6 +96,7 @@ class MLP(nn.Module):
         self.hook_pre, self.hook_post = HookPoint(), HookPoint()
 
     def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        """``act(x W_in + b_in) W_out + b_out`` at every position."""
         pre = self.hook_pre(x @ self.W_in + self.b_in)
         post = self.hook_post(self.act(pre))
         return post @ self.W_out + self.b_out
@@ -109,7 +112,8 @@ class Block(nn.Module):
         self.hook_resid_pre, self.hook_resid_mid = HookPoint(), HookPoint()
         self.hook_resid_post = HookPoint()
 
-    def forward(self, x: Tensor) -> Tensor:
+    def forward(self, x: Float[Tensor, "batch pos d_model"]) -> Float[Tensor, "batch pos d_model"]:
+        """The residual stream after this block's attention and (if any) MLP."""
         x = self.hook_resid_pre(x)
         x = self.hook_resid_mid(x + self.attn(x))
         if self.mlp is not None:
@@ -139,6 +143,8 @@ class Transformer(nn.Module):
 
     @torch.no_grad()
     def reset_parameters(self, *, generator: torch.Generator | None = None) -> None:
+        """Re-draw every parameter in place (biases zero, ``W_U`` ~ N(0, 1/d_vocab_out), every
+        other weight ~ N(0, 1/d_model)), in ``named_parameters`` order from ``generator``."""
         for name, p in self.named_parameters():
             if name.split(".")[-1].startswith("b_"):
                 p.zero_()

@@ -59,7 +59,11 @@ class Phenomenon(Protocol):
     default_preset: str
     onsets: tuple[OnsetRule, ...]
 
-    def build(self, cfg: Any, train: TrainConfig) -> Task: ...
+    def build(self, cfg: Any, train: TrainConfig) -> Task:
+        """One seed's :class:`~phasewatch.training.task.Task` (model, data, per-eval
+        measures) for the phenomenon's config ``cfg`` and the loop's ``train`` (its seed
+        and device)."""
+        ...
 
     def checkpoint_measures(
         self,
@@ -77,11 +81,14 @@ _REGISTRY: dict[str, Phenomenon] = {}
 
 
 def register(phenomenon: Phenomenon) -> Phenomenon:
+    """Add ``phenomenon`` to the registry under its ``name`` (replacing any with that name)
+    and return it, so a module can end with ``register(MyPhenomenon())``."""
     _REGISTRY[phenomenon.name] = phenomenon
     return phenomenon
 
 
 def names() -> list[str]:
+    """The registered phenomena's names, sorted."""
     return sorted(_REGISTRY)
 
 
@@ -92,6 +99,11 @@ def get(name: str) -> Phenomenon:
 
 
 def preset(phenomenon: Phenomenon, name: str | None) -> Preset:
+    """The preset ``name`` of ``phenomenon`` (its ``default_preset`` for None).
+
+    Raises:
+        ConfigError: if the phenomenon has no preset ``name`` (the error lists them).
+    """
     name = name or phenomenon.default_preset
     require_choice("preset", name, sorted(phenomenon.presets))
     return phenomenon.presets[name]

@@ -25,6 +25,7 @@ def markdown_table(df: pd.DataFrame, digits: int = 3) -> str:
     cols = list(df.columns)
 
     def cell(v: Any) -> str:
+        """One value: ``digits`` significant digits for floats, — for NaN/None."""
         if v is None or (isinstance(v, float) and not np.isfinite(v)):
             return "—"
         return f"{v:.{digits}g}" if isinstance(v, float) else str(v)
@@ -146,6 +147,22 @@ def _polymorph_html(census: dict[str, Any]) -> list[str]:
     ]
 
 
+def _window_html(sens: pd.DataFrame | None) -> list[str]:
+    if sens is None or not len(sens):
+        return []
+    wide = sens.pivot_table(
+        index=["key", "indicator"],
+        columns="window_frac",
+        values=["auc", "defined_before_onset"],
+    )
+    return [
+        "<h2>By indicator window (fraction of the planned run)</h2>",
+        "<p>defined_before_onset: share of transition runs with enough history before "
+        "their onset for τ to exist (a run without it scores −1 and cannot warn).</p>",
+        wide.round(3).to_html(border=0, na_rep="—"),
+    ]
+
+
 def write_outputs(
     out: Path,
     tables: dict[str, pd.DataFrame],
@@ -154,7 +171,17 @@ def write_outputs(
     meta: dict[str, Any],
 ) -> Path:
     """Write ``leadtime.parquet``/``.md``, ``roc.parquet``, ``change_point_leads.parquet``,
-    ``runs.parquet``, ``summary.json`` and ``report.html`` into ``out``; return the report."""
+    ``window_sensitivity.parquet``, ``runs.parquet``, ``summary.json`` and ``report.html``
+    into ``out`` (created if missing).
+
+    Args:
+        out: the output directory.
+        tables, runs, views, meta: the fields of a
+            :class:`phasewatch.detect.leadtime.LeadTime`.
+
+    Returns:
+        The path of ``report.html``.
+    """
     out.mkdir(parents=True, exist_ok=True)
     if "n_null" in tables["leadtime"]:
         tables["leadtime"]["n_null"] = tables["leadtime"]["n_null"].astype("Int64")
@@ -174,19 +201,7 @@ def write_outputs(
         if not tables["change_point_leads"].empty:
             parts += [figure_html(_lead_figure(tables["change_point_leads"]))]
         parts += ["<h2>Table</h2>", table.to_html(index=False, border=0, na_rep="—")]
-    sens = tables.get("window_sensitivity")
-    if sens is not None and len(sens):
-        wide = sens.pivot_table(
-            index=["key", "indicator"],
-            columns="window_frac",
-            values=["auc", "defined_before_onset"],
-        )
-        parts += [
-            "<h2>By indicator window (fraction of the planned run)</h2>",
-            "<p>defined_before_onset: share of transition runs with enough history before "
-            "their onset for τ to exist (a run without it scores −1 and cannot warn).</p>",
-            wide.round(3).to_html(border=0, na_rep="—"),
-        ]
+    parts += _window_html(tables.get("window_sensitivity"))
     if views.get("critical_data_size"):
         parts.append("<h2>Critical data size</h2>")
         for cds in views["critical_data_size"]:

@@ -22,6 +22,7 @@ def section(phenomenon: str) -> Callable[[SectionBuilder], SectionBuilder]:
     (``"*"``: every run, e.g. the developmental-signals section)."""
 
     def register(builder: SectionBuilder) -> SectionBuilder:
+        """Append ``builder`` to the sections of ``phenomenon`` and return it unchanged."""
         _SECTIONS.setdefault(phenomenon, []).append(builder)
         return builder
 

@@ -121,6 +121,14 @@ class Signal:
         return value
 
     def run(self, probe: Probe, settings: Any, *, generator: torch.Generator) -> Measurement:
+        """Measure ``probe`` with ``settings``; a plain dict result becomes a
+        :class:`Measurement` of those values.
+
+        Args:
+            probe: the model at one step, its loss and probe size.
+            settings: this signal's settings object (see :meth:`settings`).
+            generator: the only source of randomness (keyword-only, for reproducibility).
+        """
         out = self.fn(probe, settings, generator=generator)
         return out if isinstance(out, Measurement) else Measurement(dict(out))
 
@@ -132,6 +140,7 @@ def signal(name: str, *, settings: type = NoSettings) -> Callable[[SignalFn], Si
     """Decorator: register ``fn(probe, settings, *, generator)`` as signal ``name``."""
 
     def register(fn: SignalFn) -> SignalFn:
+        """Add ``fn`` to the registry under ``name`` and return it unchanged."""
         _REGISTRY[name] = Signal(name, fn, settings)
         return fn
 

@@ -20,20 +20,32 @@ Among passing points the rule takes the smallest γ (least localization bias), t
 largest ε (fastest mixing, least sensitive to the number of draws), then the nβ closest
 to n / log n. If none passes there is no recommendation; the summary says why each
 point failed.
+
+:func:`calibrate_llc` runs the grid on one probe; :func:`calibrate_run` runs it on a stored
+run's checkpoint and writes ``tables/llc_calibration.parquet``,
+``tables/llc_calibration_traces.parquet`` and ``signals.json`` (``llc_calibration``).
 """
 
 from __future__ import annotations
 
 import itertools
-from dataclasses import dataclass, replace
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 
-from phasewatch.config import require
-from phasewatch.signals.base import Probe
+from phasewatch.config import from_dict, require, require_choice
+from phasewatch.errors import StoreError
+from phasewatch.signals.base import Probe, step_generator
 from phasewatch.signals.llc import LLCResult, LLCSettings, default_nbeta, estimate_llc
+from phasewatch.signals.runner import BuildTask, make_probe, torch_threads
+from phasewatch.store import RunDir, open_run
+from phasewatch.store.atomic import write_json
+from phasewatch.store.signals import read_signals_json
+from phasewatch.training.progress import progress_bar
 
 
 @dataclass(frozen=True)
@@ -78,6 +90,13 @@ class LLCCalibration:
         require(self.min_llc >= 0, "min_llc", "a float >= 0", self.min_llc)
 
     def settings(self, epsilon: float, gamma: float, nbeta: float | None) -> LLCSettings:
+        """The ``llc`` settings of one grid point with this grid's budget and seed.
+
+        Args:
+            epsilon: SGLD step size ε.
+            gamma: localization strength γ.
+            nbeta: inverse temperature nβ; None for the default n / log n.
+        """
         return LLCSettings(
             epsilon=epsilon,
             gamma=gamma,
@@ -178,3 +197,82 @@ def calibrate_llc(
         chosen = replace(base, epsilon=float(best["epsilon"]), gamma=float(best["gamma"]), nbeta=nb)
         chosen = {k: getattr(chosen, k) for k in ("epsilon", "gamma", "nbeta")}
     return summary, pd.concat(traces, ignore_index=True), chosen
+
+
+# ---- a stored run --------------------------------------------------------------------------
+def calibrate_run(
+    run: str | Path,
+    *,
+    step: int | None = None,
+    grid: LLCCalibration | dict[str, Any] | None = None,
+    threads: int = 1,
+    progress: bool = True,
+    build_task: BuildTask,
+) -> tuple[pd.DataFrame, dict[str, Any] | None]:
+    """Sweep the LLC's SGLD settings on one checkpoint and recommend one.
+
+    Writes ``tables/llc_calibration.parquet`` (one row per grid point) and
+    ``tables/llc_calibration_traces.parquet`` (loss traces), and the recommendation to
+    ``signals.json`` under ``llc_calibration``.
+
+    Args:
+        run: a run directory.
+        step: the checkpoint (default: the last one).
+        grid: the grid (:class:`LLCCalibration` or its fields as a dict).
+        threads: torch threads (default 1; see
+            :func:`~phasewatch.signals.runner.torch_threads`).
+        progress: show a progress bar over grid points.
+        build_task: ``build_task(run) -> Task`` (see
+            :data:`~phasewatch.signals.runner.BuildTask`).
+
+    Returns:
+        ``(summary, recommended)``; ``recommended`` is ``{"epsilon", "gamma", "nbeta"}``
+        or None when no grid point passes the rule (module docstring).
+
+    Raises:
+        ConfigError: on a bad grid or a step without checkpoint.
+        StoreError: if the run is missing or has no checkpoints.
+    """
+    if grid is None or isinstance(grid, dict):
+        grid = from_dict(LLCCalibration, grid or {}, where="llc calibration")
+    rd = open_run(run)
+    all_steps = rd.checkpoint_steps()
+    if not all_steps:
+        raise StoreError(f"{rd.path}: no checkpoints to calibrate on; train the run first")
+    step = all_steps[-1] if step is None else step
+    require_choice("step", step, all_steps)
+    task = build_task(rd)
+    task.model.load_state_dict(rd.load_checkpoint(step))
+    probe = make_probe(task, step)
+    n_points = len(grid.epsilons) * len(grid.gammas) * max(1, len(grid.nbetas))
+    with progress_bar(progress) as bar, torch_threads(threads):
+        tid = bar.add_task("calibrate llc", total=n_points)
+        summary, traces, chosen = calibrate_llc(
+            probe,
+            grid,
+            generator=step_generator(grid.seed, step),
+            progress=lambda: bar.advance(tid),
+        )
+    _store(rd, step, grid, summary, traces, chosen)
+    return summary, chosen
+
+
+def _store(
+    rd: RunDir,
+    step: int,
+    grid: LLCCalibration,
+    summary: pd.DataFrame,
+    traces: pd.DataFrame,
+    chosen: dict[str, Any] | None,
+) -> None:
+    """Write the calibration tables (with a ``step`` column) and its ``signals.json``
+    entry (step, grid, recommendation) to run ``rd``."""
+    rd.write_table("llc_calibration", summary.assign(step=step))
+    rd.write_table("llc_calibration_traces", traces.assign(step=step))
+    meta = read_signals_json(rd)
+    meta["llc_calibration"] = {
+        "step": step,
+        "grid": asdict(grid),
+        "recommended": chosen,
+    }
+    write_json(rd.path / "signals.json", meta)

@@ -117,6 +117,7 @@ def capture(model: nn.Module, names: list[str]) -> Iterator[dict[str, Tensor]]:
     for name in names:
 
         def save(_mod, _inp, out, name=name):
+            """Forward hook: keep the hook point's output, detached."""
             cache[name] = out.detach()
 
         handles.append(hooks[name].register_forward_hook(save))

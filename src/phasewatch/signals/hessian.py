@@ -86,6 +86,8 @@ class HessianOperator:
         self.d = sum(p.numel() for p in self.params)
 
     def split(self, v: Float[Tensor, " d"]) -> list[Tensor]:
+        """``v`` cut into one tensor per parameter, each with the parameter's shape and
+        dtype."""
         parts = torch.split(v, [p.numel() for p in self.params])
         return [x.view_as(p).to(p.dtype) for x, p in zip(parts, self.params)]
 

@@ -53,7 +53,7 @@ from phasewatch.signals.base import Measurement, Probe, flat_grad, signal
 
 @dataclass(frozen=True)
 class LLCSettings:
-    """SGLD settings of the ``llc`` signal (calibrate with ``phasewatch measure --calibrate``).
+    """SGLD settings of the ``llc`` signal (calibrate with ``phasewatch calibrate``).
 
     Defaults: the setting the calibration rule (:mod:`.calibrate`) recommends for the
     grokking ``quick`` preset (seed 0) at steps 250 and 5,000 on the grid
@@ -121,14 +121,18 @@ class LLCResult:
 
     @property
     def ok(self) -> np.ndarray:
+        """(chains,) bool: the chains that did not diverge."""
         return np.isfinite(self.chain_llc)
 
     @property
     def mean(self) -> float:
+        """λ̂: the mean of the non-diverged chains' estimates (NaN if all diverged)."""
         return float(self.chain_llc[self.ok].mean()) if self.ok.any() else float("nan")
 
     @property
     def std(self) -> float:
+        """The standard deviation (ddof=1) of the chain estimates over non-diverged
+        chains (NaN with fewer than two)."""
         good = self.chain_llc[self.ok]
         return float(good.std(ddof=1)) if len(good) >= 2 else float("nan")
 
@@ -216,7 +220,7 @@ def estimate_llc(probe: Probe, settings: LLCSettings, *, generator: torch.Genera
                     warnings.append(
                         f"llc: chain {c} diverged at draw {t} (loss {value}); chain excluded "
                         f"from llc/mean and flagged — lower epsilon={settings.epsilon:g} or "
-                        "raise gamma (phasewatch measure --calibrate)"
+                        "raise gamma (phasewatch calibrate RUN)"
                     )
                     break
                 traces[c, t] = value

@@ -6,8 +6,8 @@ rebuilds phenomena and watched runs); the runner loads each selected checkpoint 
 is ``task.train_loss(step)``. It never imports a phenomenon.
 
 Store layout added to a run (:mod:`phasewatch.store.signals`): ``signals.parquet``,
-``signals.json``, ``tables/llc_traces.parquet``, ``tables/hessian_density.parquet``,
-``tables/llc_calibration.parquet``, ``tables/llc_calibration_traces.parquet``.
+``signals.json``, ``tables/llc_traces.parquet``, ``tables/hessian_density.parquet``
+(calibrating the LLC on a run is :func:`phasewatch.signals.calibrate.calibrate_run`).
 
 A checkpoint already measured by a signal with the same settings hash is skipped, so an
 interrupted or repeated ``measure`` only does the missing work.
@@ -26,7 +26,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import multiprocessing
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,15 +35,14 @@ from typing import Any
 import pandas as pd
 import torch
 
-from phasewatch.config import from_dict, require, require_choice
+from phasewatch.config import require, require_choice
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.models import HookPoint
 from phasewatch.signals import base
 from phasewatch.signals.base import Probe, settings_hash, step_generator
-from phasewatch.signals.calibrate import LLCCalibration, calibrate_llc
 from phasewatch.store import RunDir, open_run
-from phasewatch.store.atomic import write_json
-from phasewatch.store.signals import SignalStore, read_signals_json
+from phasewatch.store.signals import SignalStore
+from phasewatch.training.progress import progress_bar
 
 BuildTask = Callable[[RunDir], Any]
 """``build_task(run) -> Task``: the run's task rebuilt from its config (a module-level
@@ -112,6 +111,16 @@ def make_probe(
 # ---- one checkpoint ---------------------------------------------------------------------
 @dataclass
 class StepResult:
+    """What the signals measured on one checkpoint.
+
+    Attributes:
+        step: the checkpoint's step (optimiser updates).
+        rows: ``(step, key, value, signal, settings hash)`` per value, for
+            ``signals.parquet``.
+        tables: table name -> rows of that step (``step`` and ``settings`` columns added).
+        warnings: ``{"step", "signal", "settings", "message"}`` per signal warning.
+    """
+
     step: int
     rows: list[tuple[int, str, float, str, str]] = field(default_factory=list)
     tables: dict[str, pd.DataFrame] = field(default_factory=dict)
@@ -133,7 +142,7 @@ def _init_worker(threads: int) -> None:
 
 
 @contextlib.contextmanager
-def _threads(n: int):
+def torch_threads(n: int) -> Iterator[None]:
     """Run a block with ``n`` torch threads, then restore the previous count.
 
     Measuring defaults to one thread: with two OpenMP threads on a 2-core machine that other
@@ -258,7 +267,7 @@ def measure(
         signals: registered signal names (``llc``, ``hessian``, ``gradients``, ``geometry``).
         every: measure every ``every``-th checkpoint (always including the last).
         workers: parallel processes over checkpoints; 1 runs in this process.
-        threads: torch threads per worker (default 1; see :func:`_threads`).
+        threads: torch threads per worker (default 1; see :func:`torch_threads`).
         settings: per-signal settings, ``{"llc": LLCSettings(...) or {"epsilon": 1e-5}}``.
         steps: measure exactly these checkpoint steps instead of ``every``.
         progress: show a progress bar.
@@ -279,6 +288,32 @@ def measure(
     resolved = resolve(signals, settings)
     rd = open_run(run)
     _task_for(build_task, str(rd.path))  # fail before anything is written
+    store, todo = _missing(rd, resolved, every, steps, build_task)
+    warn = on_warning or (lambda w: print(f"warning: step {w['step']}: {w['message']}"))
+    with progress_bar(progress) as bar:
+        tid = bar.add_task("measure", total=len(todo))
+        for res in _execute(todo, workers, threads):
+            store.add(res)
+            for w in res.warnings:
+                warn(w)
+            bar.advance(tid)
+    return store.table.reset_index(drop=True)
+
+
+def _missing(
+    rd: RunDir,
+    resolved: dict[str, Any],
+    every: int,
+    steps: Iterable[int] | None,
+    build_task: BuildTask,
+) -> tuple[SignalStore, list[tuple]]:
+    """The run's signal store and the work it lacks: :func:`measure_step` arguments for
+    every selected checkpoint with a signal not yet measured at these settings.
+
+    Raises:
+        StoreError: if the run has no checkpoints.
+        ConfigError: if a step in ``steps`` has no checkpoint.
+    """
     all_steps = rd.checkpoint_steps()
     if not all_steps:
         raise StoreError(
@@ -294,21 +329,15 @@ def measure(
         if jobs:
             i = all_steps.index(step)
             todo.append((build_task, str(rd.path), step, all_steps[i - 1] if i else None, jobs))
-    warn = on_warning or (lambda w: print(f"warning: step {w['step']}: {w['message']}"))
-    with _bar(progress) as bar:
-        tid = bar.add_task("measure", total=len(todo))
-        for res in _execute(todo, workers, threads):
-            store.add(res)
-            for w in res.warnings:
-                warn(w)
-            bar.advance(tid)
-    return store.table.reset_index(drop=True)
+    return store, todo
 
 
-def _execute(todo: list[tuple], workers: int, threads: int):
+def _execute(todo: list[tuple], workers: int, threads: int) -> Iterator[StepResult]:
+    """Run :func:`measure_step` on each ``todo`` entry, in this process or in a pool of
+    ``workers`` processes; yield the results as they finish."""
     if workers == 1 or len(todo) <= 1:
         for args in todo:
-            with _threads(threads):
+            with torch_threads(threads):
                 res = measure_step(*args)
             yield res
         return
@@ -324,87 +353,3 @@ def _execute(todo: list[tuple], workers: int, threads: int):
         futures = [ex.submit(measure_step, *args) for args in todo]
         for f in as_completed(futures):
             yield f.result()
-
-
-def _bar(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
-
-
-# ---- calibration ------------------------------------------------------------------------
-def calibrate(
-    run: str | Path,
-    *,
-    step: int | None = None,
-    grid: LLCCalibration | dict[str, Any] | None = None,
-    threads: int = 1,
-    progress: bool = True,
-    build_task: BuildTask,
-) -> tuple[pd.DataFrame, dict[str, Any] | None]:
-    """Sweep the LLC's SGLD settings on one checkpoint and recommend one.
-
-    Writes ``tables/llc_calibration.parquet`` (one row per grid point) and
-    ``tables/llc_calibration_traces.parquet`` (loss traces), and the recommendation to
-    ``signals.json`` under ``llc_calibration``.
-
-    Args:
-        run: a run directory.
-        step: the checkpoint (default: the last one).
-        grid: the grid (:class:`LLCCalibration` or its fields as a dict).
-        threads: torch threads (default 1; see :func:`_threads`).
-        build_task: ``build_task(run) -> Task`` (see :data:`BuildTask`).
-
-    Returns:
-        ``(summary, recommended)``; ``recommended`` is ``{"epsilon", "gamma", "nbeta"}``
-        or None when no grid point passes the rule of :mod:`.calibrate`.
-
-    Raises:
-        ConfigError: on a bad grid or a step without checkpoint.
-        StoreError: if the run is missing or has no checkpoints.
-    """
-    if grid is None or isinstance(grid, dict):
-        grid = from_dict(LLCCalibration, grid or {}, where="llc calibration")
-    rd = open_run(run)
-    all_steps = rd.checkpoint_steps()
-    if not all_steps:
-        raise StoreError(f"{rd.path}: no checkpoints to calibrate on; train the run first")
-    step = all_steps[-1] if step is None else step
-    require_choice("step", step, all_steps)
-    task = build_task(rd)
-    task.model.load_state_dict(rd.load_checkpoint(step))
-    probe = make_probe(task, step)
-    n_points = len(grid.epsilons) * len(grid.gammas) * max(1, len(grid.nbetas))
-    with _bar(progress) as bar, _threads(threads):
-        tid = bar.add_task("calibrate llc", total=n_points)
-        summary, traces, chosen = calibrate_llc(
-            probe,
-            grid,
-            generator=step_generator(grid.seed, step),
-            progress=lambda: bar.advance(tid),
-        )
-    rd.write_table("llc_calibration", summary.assign(step=step))
-    rd.write_table("llc_calibration_traces", traces.assign(step=step))
-    meta = read_signals_json(rd)
-    meta["llc_calibration"] = {
-        "step": step,
-        "grid": dataclasses.asdict(grid),
-        "recommended": chosen,
-    }
-    write_json(rd.path / "signals.json", meta)
-    return summary, chosen

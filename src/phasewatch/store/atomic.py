@@ -49,20 +49,47 @@ def _write(path: str | Path, writer: Callable[[Path], Any]) -> None:
 
 
 def write_text(path: str | Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically (UTF-8 by the platform default of
+    :meth:`pathlib.Path.write_text`).
+
+    Raises:
+        OSError: if the directory of ``path`` is missing or not writable.
+    """
     _write(path, lambda t: t.write_text(text))
 
 
 def write_json(path: str | Path, data: Any) -> None:
+    """Write ``data`` as indented JSON (keys in insertion order, trailing newline) atomically.
+
+    Raises:
+        TypeError: if ``data`` is not JSON-serialisable (nothing is written).
+        OSError: if the directory of ``path`` is missing or not writable.
+    """
     write_text(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def write_parquet(path: str | Path, df: pd.DataFrame) -> None:
+    """Write ``df`` to ``path`` as Parquet (without its index) atomically.
+
+    Raises:
+        OSError: if the directory of ``path`` is missing or not writable.
+    """
     _write(path, lambda t: df.to_parquet(t, index=False))
 
 
 def write_safetensors(
     path: str | Path, tensors: dict[str, torch.Tensor], metadata: dict[str, str] | None = None
 ) -> None:
+    """Write ``tensors`` (detached, contiguous, moved to the CPU) as safetensors atomically.
+
+    Args:
+        path: the file to write.
+        tensors: name -> tensor of any shape and dtype.
+        metadata: string key-value pairs stored in the file's header.
+
+    Raises:
+        OSError: if the directory of ``path`` is missing or not writable.
+    """
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
     _write(path, lambda t: save_file(tensors, str(t), metadata=metadata))
 

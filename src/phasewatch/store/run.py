@@ -38,6 +38,8 @@ _CKPT = re.compile(r"^step_(\d+)\.safetensors$")
 
 
 def empty_metrics() -> pd.DataFrame:
+    """A metrics table with no rows and the typed columns step (int64), key (str), value
+    (float64)."""
     return pd.DataFrame(
         {
             "step": pd.Series(dtype="int64"),
@@ -73,21 +75,46 @@ class RunDir:
 
     @property
     def id(self) -> str:
+        """The run's id: the name of its folder."""
         return self.path.name
 
     def config(self) -> dict[str, Any]:
+        """``config.json``: phenomenon, preset, task and train configs.
+
+        Raises:
+            StoreError: if the file is missing, unparsable or lacks ``phenomenon``,
+                ``task`` or ``train``.
+        """
         cfg = self._read_json("config.json")
         if not isinstance(cfg, dict) or not {"phenomenon", "task", "train"} <= set(cfg):
             raise StoreError(f"{self.path}: corrupted config.json (needs phenomenon, task, train)")
         return cfg
 
     def env(self) -> dict[str, Any]:
+        """``env.json``: versions, git hash, hardware and threads (:mod:`.env`).
+
+        Raises:
+            StoreError: if the file is missing or unparsable.
+        """
         return self._read_json("env.json")
 
     def status(self) -> dict[str, Any]:
+        """``status.json``: ``status``, last ``step``, ``error``, ``pid``, ``host`` and
+        ``updated`` (local time, ISO 8601), as written by :meth:`set_status`.
+
+        Raises:
+            StoreError: if the file is missing or unparsable.
+        """
         return self._read_json("status.json")
 
     def set_status(self, status: str, step: int, error: str | None = None) -> None:
+        """Write ``status.json`` with this process's pid and host and the current time.
+
+        Args:
+            status: ``running``, ``done``, ``failed`` or ``interrupted``.
+            step: the last step reached (optimiser updates).
+            error: why the run failed or was interrupted, or None.
+        """
         atomic.write_json(
             self.path / "status.json",
             {
@@ -101,14 +128,25 @@ class RunDir:
         )
 
     def events(self) -> dict[str, Any]:
+        """``events.json`` (onsets and phenomenon-specific findings), or ``{}`` if absent.
+
+        Raises:
+            StoreError: if the file exists but is unparsable.
+        """
         f = self.path / "events.json"
         return self._read_json("events.json") if f.exists() else {}
 
     def write_events(self, events: dict[str, Any]) -> None:
+        """Replace ``events.json`` with ``events`` (JSON-serialisable)."""
         atomic.write_json(self.path / "events.json", events)
 
     # ---- metrics ----------------------------------------------------------------------
     def metrics(self) -> pd.DataFrame:
+        """``metrics.parquet`` as a tidy table (step, key, value); empty if not written yet.
+
+        Raises:
+            StoreError: if the file exists but cannot be read.
+        """
         f = self.path / "metrics.parquet"
         if not f.exists():
             return empty_metrics()
@@ -118,6 +156,8 @@ class RunDir:
             raise StoreError(f"{self.path}: corrupted metrics.parquet ({type(e).__name__})") from e
 
     def write_metrics(self, df: pd.DataFrame) -> None:
+        """Replace ``metrics.parquet`` with the tidy table ``df``, sorted by step then key
+        (stable) and reduced to the columns step, key, value."""
         df = df.sort_values(["step", "key"], kind="stable").reset_index(drop=True)
         atomic.write_parquet(self.path / "metrics.parquet", df[METRIC_COLUMNS])
 
@@ -135,6 +175,7 @@ class RunDir:
     # ---- checkpoints ------------------------------------------------------------------
     @property
     def checkpoint_dir(self) -> Path:
+        """The run's ``checkpoints/`` folder (it may not exist yet)."""
         return self.path / "checkpoints"
 
     def checkpoint_steps(self) -> list[int]:
@@ -145,6 +186,8 @@ class RunDir:
         return sorted(int(m.group(1)) for m in found if m)
 
     def checkpoint_path(self, step: int, kind: str = "step") -> Path:
+        """``checkpoints/<kind>_<step:06d>.safetensors``; ``kind`` is ``step`` (weights) or
+        ``optim_step`` (optimiser state)."""
         return self.checkpoint_dir / f"{kind}_{step:06d}.safetensors"
 
     def save_checkpoint(
@@ -163,6 +206,11 @@ class RunDir:
                 f.unlink()
 
     def load_checkpoint(self, step: int) -> dict[str, torch.Tensor]:
+        """The model weights after ``step`` updates, ``{name: tensor}`` on the CPU.
+
+        Raises:
+            StoreError: if the checkpoint is missing or cannot be read.
+        """
         return self._load(self.checkpoint_path(step))
 
     def resume_point(self) -> tuple[int, dict[str, torch.Tensor], dict] | None:

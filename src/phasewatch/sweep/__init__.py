@@ -1,1 +1,2 @@
-"""Sweeps: the spec (``sweep.json``, members, resume) and the executors (local, Ray)."""
+"""Sweeps: the spec and members (``spec``, ``sweep.json``), running and resuming
+(``runner``), the training plan (``plan``) and the executors (``executors``: local, Ray)."""

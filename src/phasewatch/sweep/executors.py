@@ -1,45 +1,34 @@
-"""Sweep executors: a local process pool (default) and Ray; the training plan of a sweep.
+"""Sweep executors: a local process pool (default) and Ray, and what a worker runs.
 
-The unit of work is a list of members trained either one after another or as one
-batched model (:mod:`phasewatch.training.batched`). :func:`run_unit` is what a worker
-runs, locally or as a Ray task: it creates or reopens each member's run directory, skips
-members already ``done``/``failed``, resumes the others from their last checkpoint, and
-returns each member's final status. A unit can therefore be re-run at any time (after a
-crash, or by Ray's retry) without redoing work or making duplicates.
-
-**Strategy rule** (``strategy: auto``): batching pays where one member leaves the CPU
-idle (small models and batches) and not where one member is already compute-bound, so
-before training the driver measures, with one thread, the seed-steps/s of one member
-trained alone and of a batch of up to 16 members of the largest group that can batch
-(``bench/sweep.py`` prints the same comparison). It batches if the batch is at least
-1.2x faster per member. The decision and the measurement are stored in ``sweep.json``
-(``plan``) and reused when the sweep is resumed with the same ``strategy``. Batches have
-at most 16 members and are split so that every worker gets one (``ceil(group /
-workers)``).
+The unit of work (:mod:`phasewatch.sweep.plan`) is a list of members trained either one
+after another or as one batched model (:mod:`phasewatch.training.batched`).
+:func:`run_unit` is what a worker runs, locally or as a Ray task: it creates or reopens
+each member's run directory, skips members already ``done``/``failed``, resumes the
+others from their last checkpoint, and returns each member's final status. A unit can
+therefore be re-run at any time (after a crash, or by Ray's retry) without redoing work
+or making duplicates.
 """
 
 from __future__ import annotations
 
 import contextlib
 import logging
-import math
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from phasewatch import phenomena
 from phasewatch.config import TrainConfig
 from phasewatch.errors import ConfigError, RunFailed, StoreError
 from phasewatch.training import batched
+from phasewatch.training.progress import progress_bar
 
-BATCH_GAIN = 1.2  # batch if its seed-steps/s beat one member's by this factor
 RAY_CONNECT_TIMEOUT_S = 15.0
 
 
@@ -137,121 +126,7 @@ def _error_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
 
 
-# ---- the plan ---------------------------------------------------------------------------------
-def _measure(group: Sequence[Any]) -> dict[str, float]:
-    """One-thread seed-steps/s of one member alone and of a batch of up to 16 members."""
-    from phasewatch.api import _configs
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        built = [_configs(m.config) for m in group[: batched.MAX_BATCH]]
-        phen, task_cfg, train_cfg = built[0]
-        single = batched.single_rate(phen.build(task_cfg, train_cfg), train_cfg)
-        tasks = [p.build(t, c) for p, t, c in built]
-        together = batched.batched_rate(tasks, [c for _, _, c in built])
-    finally:
-        torch.set_num_threads(threads)
-    return {
-        "members": len(built),
-        "single_seed_steps_per_s": round(single, 2),
-        "batched_seed_steps_per_s": round(together, 2),
-    }
-
-
-def plan(
-    spec: Any, todo: Sequence[Any], stored: dict[str, Any] | None
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    """Units of work for the members in ``todo`` and the plan recorded in ``sweep.json``.
-
-    Args:
-        spec: the :class:`~phasewatch.sweep.spec.SweepSpec`.
-        todo: the unfinished :class:`~phasewatch.sweep.Member` s.
-        stored: the plan of an earlier invocation (reused), or None.
-    """
-    phen = phenomena.get(spec.phenomenon)
-    groups: dict[str | None, list[Any]] = {}
-    for m in todo:
-        groups.setdefault(batched.batch_key(phen, m.config), []).append(m)
-    workers = spec.workers or cores()
-    if stored is not None and stored.get("requested") == spec.strategy:
-        decision = stored
-    elif spec.strategy == "single" or not batched.can_batch(phen):
-        why = "requested" if spec.strategy == "single" else f"{phen.name} cannot batch"
-        decision = {"strategy": "single", "reason": why}
-    elif spec.strategy == "batched":
-        decision = {"strategy": "batched", "reason": "requested"}
-    else:
-        biggest = max(groups.values(), key=len, default=[])
-        if len(biggest) < 2:
-            decision = {"strategy": "single", "reason": "no two members can share a batch"}
-        else:
-            rates = _measure(biggest)
-            gain = rates["batched_seed_steps_per_s"] / rates["single_seed_steps_per_s"]
-            choice = "batched" if gain >= BATCH_GAIN else "single"
-            decision = {
-                "strategy": choice,
-                "reason": f"measured: batched/single = {gain:.2f} (batch if >= {BATCH_GAIN})",
-                **rates,
-            }
-    decision["requested"] = spec.strategy
-    units = []
-    for key, group in groups.items():
-        if decision["strategy"] == "batched" and key is not None:
-            size = max(1, min(batched.MAX_BATCH, math.ceil(len(group) / workers)))
-        else:
-            size = 1
-        for i in range(0, len(group), size):
-            chunk = group[i : i + size]
-            units.append(
-                {
-                    "members": [[str(m.path), m.config] for m in chunk],
-                    "batched": size > 1,
-                    "report": spec.report,
-                }
-            )
-    return units, decision
-
-
-@contextlib.contextmanager
-def sweep_lock(out: Path) -> Iterator[None]:
-    """Hold ``<out>/.sweep.lock`` (an OS file lock, released even on kill -9).
-
-    Raises:
-        ConfigError: if another process holds it.
-        StoreError: if ``out`` cannot be created.
-    """
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StoreError(
-            f"--out {out}: not writable ({e.strerror}); allowed: a writable directory"
-        ) from None
-    f = open(out / ".sweep.lock", "w")  # noqa: SIM115 (held for the whole sweep)
-    try:
-        try:
-            import fcntl
-
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # no fcntl (Windows): no lock
-            pass
-        except OSError:
-            raise ConfigError(
-                f"{out}: another phasewatch sweep is running on it; allowed: wait for it"
-            ) from None
-        yield
-    finally:
-        f.close()
-
-
 # ---- executors ----------------------------------------------------------------------------
-def _progress(progress: bool, total: int, label: str):
-    from phasewatch.training.trainer import _progress as bar
-
-    p = bar(progress)
-    return p, p.add_task(label, total=total, info="")
-
-
 def _count(results: list[dict[str, Any]]) -> str:
     failed = sum(r["status"] == "failed" for r in results)
     return f"{len(results) - failed} done, {failed} failed"
@@ -281,14 +156,25 @@ class LocalSession:
         self.workers = workers or cores()
 
     def execute(self, units: list[dict], out: Path, *, progress: bool) -> list[dict]:
+        """Run every unit (:func:`run_unit`) and collect the members' statuses.
+
+        Args:
+            units: units of :func:`phasewatch.sweep.plan.plan`.
+            out: the sweep directory (names the progress bar).
+            progress: show a bar over members with the done/failed counts.
+
+        Returns:
+            ``[{"path", "status"}]`` per member; a unit whose worker crashed gives its
+            members status ``error`` with an ``error`` line, and the other units go on.
+        """
         total = sum(len(u["members"]) for u in units)
-        bar, task = _progress(progress, total, f"sweep {out.name}")
         results: list[dict[str, Any]] = []
-        with bar:
+        with progress_bar(progress) as bar:
+            bar_id = bar.add_task(f"sweep {out.name}", total=total, info="")
             if min(self.workers, len(units)) <= 1:
                 for u in units:
                     results += run_unit(u)
-                    bar.update(task, advance=len(u["members"]), info=_count(results))
+                    bar.update(bar_id, advance=len(u["members"]), info=_count(results))
                 return results
             import multiprocessing
 
@@ -302,7 +188,7 @@ class LocalSession:
                         results += f.result()
                     except Exception as e:  # a unit's crash must not stop the others
                         results += _unit_error(u, e)
-                    bar.update(task, advance=len(u["members"]), info=_count(results))
+                    bar.update(bar_id, advance=len(u["members"]), info=_count(results))
         return results
 
     def close(self) -> None:
@@ -334,16 +220,27 @@ class RaySession:
             )
 
     def execute(self, units: list[dict], out: Path, *, progress: bool) -> list[dict]:
+        """Run every unit as a Ray task and collect the members' statuses.
+
+        Args:
+            units: units of :func:`phasewatch.sweep.plan.plan`.
+            out: the sweep directory (names the progress bar).
+            progress: show a bar over Ray tasks with the members' done/failed counts.
+
+        Returns:
+            ``[{"path", "status"}]`` per member; a unit that failed twice gives its
+            members status ``error`` with an ``error`` line, and the other units go on.
+        """
         ray = self.ray
         task = ray.remote(max_retries=1, retry_exceptions=True)(run_unit)
         refs = {}
         for u in units:
             threads = TrainConfig(**u["members"][0][1]["train"]).num_threads
             refs[task.options(num_cpus=threads).remote(u)] = u
-        bar, task = _progress(progress, len(units), f"sweep {out.name} (ray tasks)")
         results: list[dict[str, Any]] = []
         pending = list(refs)
-        with bar:
+        with progress_bar(progress) as bar:
+            bar_id = bar.add_task(f"sweep {out.name} (ray tasks)", total=len(units), info="")
             while pending:
                 ready, pending = ray.wait(pending, num_returns=1)
                 for ref in ready:
@@ -351,10 +248,11 @@ class RaySession:
                         results += ray.get(ref)
                     except Exception as e:  # failed twice (Ray retried it once)
                         results += _unit_error(refs[ref], e)
-                    bar.update(task, advance=1, info=_count(results))
+                    bar.update(bar_id, advance=1, info=_count(results))
         return results
 
     def close(self) -> None:
+        """Disconnect from Ray if this session connected (``ray.shutdown()``)."""
         if self.owned:
             self.ray.shutdown()
 
@@ -381,6 +279,7 @@ def _ray_connect(ray: Any, address: str | None) -> None:
     failure: list[BaseException] = []
 
     def init() -> None:
+        """``ray.init`` in a thread; an exception is kept in ``failure``."""
         try:
             ray.init(address=address, logging_level=logging.ERROR, log_to_driver=False)
         except BaseException as e:  # reported by the caller

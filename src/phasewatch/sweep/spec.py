@@ -1,4 +1,5 @@
-"""Sweeps: one spec (phenomenon, preset, grid × seeds, fixed fields) and its members.
+"""Sweep specs: one spec (phenomenon, preset, grid × seeds, fixed fields), its members and
+``sweep.json``. Running and resuming a sweep is :mod:`phasewatch.sweep.runner`.
 
 A sweep directory holds ``sweep.json`` (the spec and the training plan) and one ordinary
 run directory per member, named deterministically from its grid point and seed::
@@ -19,9 +20,7 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import json
-import os
 import re
-import socket
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -78,6 +77,8 @@ class SweepSpec:
     report: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """The spec as stored in ``sweep.json`` (``fixed`` under the key ``set``), the
+        input :func:`build_spec` accepts back."""
         return {
             "phenomenon": self.phenomenon,
             "preset": self.preset,
@@ -309,33 +310,13 @@ def members(spec: SweepSpec, out: str | Path) -> list[Member]:
     return found
 
 
-def member_status(path: Path) -> str:
-    """``missing`` (not created or creation cut short), ``done``, ``failed``, ``running``
-    (a live process on this host other than this one) or ``interrupted``."""
-    from phasewatch.store import RunDir
-    from phasewatch.store.index import live_status
-
-    rd = RunDir(path)
-    if not (path / "config.json").is_file():
-        return "missing"
-    try:
-        rd.config()
-        status = rd.status()
-    except StoreError:
-        return "missing"
-    if status.get("pid") == os.getpid() and status.get("host") == socket.gethostname():
-        return "interrupted" if status.get("status") == "running" else status["status"]
-    return live_status(status) or "interrupted"
-
-
-def _here(path: Path) -> bool:
-    """Whether the member's status was last written on this host. A ``running`` member
-    of another host (a Ray node) is stale once this process holds the sweep: the tasks
-    of a dead Ray driver are stopped with it."""
-    return json.loads((path / "status.json").read_text()).get("host") == socket.gethostname()
-
-
 def write_spec(out: Path, spec: SweepSpec, plan: dict[str, Any] | None) -> None:
+    """Write ``<out>/sweep.json`` atomically: format version, ``spec`` and ``plan`` (the
+    training plan of :func:`phasewatch.sweep.plan.plan`, or None before one is made).
+
+    Raises:
+        OSError: if ``out`` is missing or not writable.
+    """
     from phasewatch.store import atomic
 
     atomic.write_json(out / SPEC_FILE, {"version": 1, **spec.to_json(), "plan": plan})
@@ -357,112 +338,3 @@ def read_spec(out: str | Path) -> tuple[SweepSpec, dict[str, Any] | None]:
     plan = data.pop("plan", None)
     data.pop("version", None)
     return build_spec(data), plan
-
-
-# ---- running --------------------------------------------------------------------------------
-@dataclass
-class SweepResult:
-    """What a sweep invocation did.
-
-    Attributes:
-        out: the sweep directory.
-        total: members in the sweep.
-        skipped: members already ``done`` or ``failed`` before this invocation.
-        done, failed: members that ended ``done`` / ``failed`` (NaN) in this invocation.
-        unfinished: ``(name, error)`` of members an executor could not finish.
-        plan: the training plan (strategy, batch size, measurement).
-    """
-
-    out: Path
-    total: int
-    skipped: list[str]
-    done: list[str]
-    failed: list[str]
-    unfinished: list[tuple[str, str]]
-    plan: dict[str, Any]
-
-
-def run_sweep(
-    spec: SweepSpec, out: str | Path, *, progress: bool = True, resume: bool = False
-) -> SweepResult:
-    """Train every member of ``spec`` that is not finished yet into ``out``.
-
-    Nothing is written before the spec is valid and (for Ray) the cluster answers. An
-    ``out`` that already holds the same sweep is continued (as ``resume``); one that
-    holds a different sweep is an error.
-
-    Raises:
-        ConfigError: invalid spec, a different sweep in ``out``, unreachable Ray cluster,
-            another process sweeping ``out``, or a member being trained by a live process.
-        StoreError: ``out`` not writable.
-    """
-    from phasewatch.sweep import executors as distributed
-
-    out = Path(out)
-    todo_all = members(spec, out)
-    plan = None
-    if (out / SPEC_FILE).exists():
-        old, plan = read_spec(out)
-        if not old.same_members(spec):
-            raise ConfigError(
-                f"--out {out} holds a different sweep ({SPEC_FILE}); "
-                f"allowed: --resume {out}, or another --out"
-            )
-    elif resume:
-        raise StoreError(f"{out}: no {SPEC_FILE}; not a sweep directory")
-    states = {m.name: member_status(m.path) for m in todo_all}
-    live = [m.name for m in todo_all if states[m.name] == "running" and _here(m.path)]
-    if live:
-        raise ConfigError(
-            f"{out}: member {live[0]} is being trained by a live process; "
-            "allowed: wait for it or stop it, then --resume"
-        )
-    session = distributed.connect(spec)
-    try:
-        with distributed.sweep_lock(out):
-            todo = [m for m in todo_all if states[m.name] not in ("done", "failed")]
-            units, plan = distributed.plan(spec, todo, plan)
-            write_spec(out, spec, plan)
-            results = session.execute(units, out, progress=progress)
-    finally:
-        session.close()
-    by_status: dict[str, list[str]] = {"done": [], "failed": []}
-    unfinished = []
-    for r in results:
-        name = str(Path(r["path"]).relative_to(out))
-        if r["status"] in by_status:
-            by_status[r["status"]].append(name)
-        else:
-            unfinished.append((name, r.get("error") or r["status"]))
-    return SweepResult(
-        out=out,
-        total=len(todo_all),
-        skipped=[m.name for m in todo_all if states[m.name] in ("done", "failed")],
-        done=by_status["done"],
-        failed=by_status["failed"],
-        unfinished=unfinished,
-        plan=plan,
-    )
-
-
-def resume_sweep(
-    out: str | Path, overrides: dict[str, Any] | None = None, *, progress: bool = True
-) -> SweepResult:
-    """Finish the sweep in ``out`` with its stored spec; ``overrides`` may change only
-    how it runs (``executor``, ``workers``, ``address``, ``report``).
-
-    Raises:
-        StoreError: if ``out`` is not a sweep directory.
-        ConfigError: as :func:`run_sweep`, or an override that would change the members.
-    """
-    spec, _ = read_spec(out)
-    given = {k: v for k, v in (overrides or {}).items() if v is not None}
-    allowed = ("executor", "workers", "address", "report")
-    bad = sorted(set(given) - set(allowed))
-    if bad:
-        raise ConfigError(
-            f"--resume continues the stored sweep; drop: {', '.join(bad)} "
-            f"(allowed with --resume: {', '.join(allowed)})"
-        )
-    spec = build_spec({**spec.to_json(), **given})
-    return run_sweep(spec, out, progress=progress, resume=True)

@@ -37,7 +37,8 @@ from torch.func import functional_call, vmap
 
 from phasewatch.config import TrainConfig
 from phasewatch.store.run import RunDir, tidy
-from phasewatch.training.trainer import _progress, learning_rate, make_optimizer
+from phasewatch.training.progress import progress_bar
+from phasewatch.training.trainer import learning_rate, make_optimizer
 
 # TrainConfig fields that may differ between the members of one batch (per-member AdamW).
 TRAIN_FIELDS = ("seed", "lr", "weight_decay", "beta1", "beta2", "warmup_steps")
@@ -84,6 +85,7 @@ class _LossModule(nn.Module):
         self.loss_on = task.loss_on
 
     def forward(self, *batch: Tensor) -> Tensor:
+        """The task's scalar loss (nats) on ``batch``."""
         return self.loss_on(*batch)
 
 
@@ -95,11 +97,13 @@ def loss_function(tasks: Sequence[Any]) -> LossFn:
     module = _LossModule(first)
 
     def one(params: dict[str, Tensor], *batch: Tensor) -> Tensor:
+        """One member's scalar loss from its parameters ``{name: shape}`` and data."""
         return functional_call(module, {f"model.{k}": v for k, v in params.items()}, batch)
 
     batched = vmap(one)
 
     def f(params: dict[str, Tensor], step: int) -> Tensor:
+        """The (K,) losses of update ``step``: the members' batches, padded and stacked."""
         per_member = [t.train_batch(step) for t in tasks]
         return batched(params, *(_pad_stack(parts) for parts in zip(*per_member)))
 
@@ -204,8 +208,44 @@ class _Member:
         self.rows: list[tuple[int, str, float]] = []
 
     def flush(self) -> None:
+        """Write the member's metrics so far (kept rows before the start and new ones)."""
         parts = [df for df in (self.old, tidy(self.rows)) if df is not None and not df.empty]
         self.run.write_metrics(pd.concat(parts) if parts else tidy([]))
+
+    def evaluate(self, step: int) -> None:
+        """Record the task's metrics at ``step`` (written by the next :meth:`flush`)."""
+        self.rows += [(step, n, v) for n, v in self.task.evaluate().items()]
+
+    def checkpoint(self, step: int, optim_state: dict[str, Any]) -> None:
+        """Flush the metrics, save weights and ``optim_state`` at ``step``, mark running."""
+        self.flush()
+        weights = {n: v.clone() for n, v in self.task.model.state_dict().items()}
+        self.run.save_checkpoint(step, weights, optim_state)
+        self.run.set_status("running", step)
+
+    def fail(self, step: int, loss: float) -> None:
+        """Flush the metrics and mark the run ``failed`` by a non-finite ``loss`` at ``step``."""
+        self.flush()
+        msg = f"non-finite training loss ({loss}) at step {step}"
+        self.run.set_status("failed", step, error=msg)
+
+
+def _stack(
+    tasks: Sequence[Any],
+    cfgs: Sequence[TrainConfig],
+    states: Sequence[tuple[dict[str, Tensor], dict] | None] | None,
+) -> tuple[dict[str, Tensor], StackedAdamW]:
+    """The stacked parameters ``{name: (K, *shape)}`` and their optimiser, restored from
+    the members' ``(model_state, optimizer_state)`` if ``states`` is given."""
+    if states is not None:
+        for t, st in zip(tasks, states):
+            t.model.load_state_dict(st[0])
+    params = stack_models(tasks)
+    opt = StackedAdamW(params, cfgs)
+    if states is not None:
+        for k, st in enumerate(states):
+            opt.load_member(k, st[1])
+    return params, opt
 
 
 def train_batched(
@@ -233,31 +273,20 @@ def train_batched(
     c0 = cfgs[0]
     torch.set_num_threads(c0.num_threads)
     members = [_Member(r, t, c, start) for r, t, c in zip(runs, tasks, cfgs)]
-    if states is not None:
-        for t, st in zip(tasks, states):
-            t.model.load_state_dict(st[0])
-    params = stack_models(tasks)
-    opt = StackedAdamW(params, cfgs)
-    if states is not None:
-        for k, st in enumerate(states):
-            opt.load_member(k, st[1])
+    params, opt = _stack(tasks, cfgs, states)
     templates = [make_optimizer(t.model, c) for t, c in zip(tasks, cfgs)]
     loss_fn = loss_function(tasks)
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         bar_id = bar.add_task(f"train x{len(tasks)}", total=c0.steps, completed=start, info="")
         for step in range(start, c0.steps + 1):
             last = step == c0.steps
             live = [k for k, a in enumerate(opt.alive) if a]
             if step % c0.eval_every == 0 or last:
                 for k in live:
-                    members[k].rows += [(step, n, v) for n, v in tasks[k].evaluate().items()]
+                    members[k].evaluate(step)
             if step % c0.checkpoint_every == 0 or last:
                 for k in live:
-                    mem = members[k]
-                    mem.flush()
-                    weights = {n: v.clone() for n, v in tasks[k].model.state_dict().items()}
-                    mem.run.save_checkpoint(step, weights, opt.member_state(k, templates[k]))
-                    mem.run.set_status("running", step)
+                    members[k].checkpoint(step, opt.member_state(k, templates[k]))
             if last or not live:
                 break
             losses = loss_fn(params, step)  # (K,)
@@ -265,9 +294,7 @@ def train_batched(
             losses.sum().backward()
             for k in live:
                 if not math.isfinite(values[k]):
-                    members[k].flush()
-                    msg = f"non-finite training loss ({values[k]}) at step {step}"
-                    members[k].run.set_status("failed", step, error=msg)
+                    members[k].fail(step, values[k])
                     opt.kill(k)
             opt.step(step)
             for p in params.values():
@@ -291,6 +318,7 @@ def single_rate(task: Any, cfg: TrainConfig, budget_s: float = 0.5) -> float:
     opt = make_optimizer(task.model, cfg)
 
     def step(s: int) -> None:
+        """One AdamW update of the member at step ``s``."""
         loss = task.train_loss(s)
         opt.zero_grad(set_to_none=True)
         loss.backward()
@@ -305,6 +333,7 @@ def batched_rate(tasks: Sequence[Any], cfgs: Sequence[TrainConfig], budget_s: fl
     opt, loss_fn = StackedAdamW(params, cfgs), loss_function(tasks)
 
     def step(s: int) -> None:
+        """One stacked update of all members at step ``s``."""
         loss_fn(params, s).sum().backward()
         opt.step(s)
         for p in params.values():

@@ -24,6 +24,18 @@ class Task(Protocol):
 
     model: nn.Module
 
-    def train_loss(self, step: int) -> Tensor: ...
+    def train_loss(self, step: int) -> Tensor:
+        """The training loss of the current weights at update ``step``.
 
-    def evaluate(self) -> dict[str, float]: ...
+        Args:
+            step: the number of optimiser updates so far (0 before the first).
+
+        Returns:
+            A scalar tensor (shape ``()``), in nats, with a graph to the parameters.
+        """
+        ...
+
+    def evaluate(self) -> dict[str, float]:
+        """Metrics of the current weights, ``{"train/acc": ..., "test/loss": ...}``
+        (losses in nats); called without gradients being needed."""
+        ...

@@ -13,19 +13,12 @@ from typing import Any
 
 import pandas as pd
 import torch
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TextColumn,
-    TimeElapsedColumn,
-    TimeRemainingColumn,
-)
 from torch import nn
 
 from phasewatch.config import TrainConfig
 from phasewatch.errors import RunFailed
 from phasewatch.store.run import RunDir, tidy
+from phasewatch.training.progress import progress_bar
 from phasewatch.training.task import Task
 
 
@@ -46,20 +39,6 @@ def learning_rate(cfg: TrainConfig, step: int) -> float:
     if cfg.warmup_steps == 0:
         return cfg.lr
     return cfg.lr * min(1.0, step / cfg.warmup_steps)
-
-
-def _progress(enabled: bool) -> Progress:
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeElapsedColumn(),
-        TextColumn("ETA"),
-        TimeRemainingColumn(),
-        disable=not enabled,
-        transient=False,
-    )
 
 
 def _format_info(metrics: dict[str, float]) -> str:
@@ -93,10 +72,11 @@ def train(
     rows: list[tuple[int, str, float]] = []
 
     def flush() -> None:
+        """Write the metrics so far (kept rows before ``start`` and the new ones)."""
         parts = [df for df in (old, tidy(rows)) if df is not None and not df.empty]
         run.write_metrics(pd.concat(parts) if parts else tidy([]))
 
-    with _progress(progress) as bar:
+    with progress_bar(progress) as bar:
         task_id = bar.add_task("train", total=cfg.steps, completed=start, info="")
         for step in range(start, cfg.steps + 1):
             last = step == cfg.steps

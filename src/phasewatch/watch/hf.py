@@ -59,8 +59,9 @@ class WatcherCallback(TrainerCallback):
         out: the run directory to create.
         probe_batch: a fixed dict batch (``input_ids``, ``labels``, ...) on the model's device.
         loss_fn: ``loss_fn(model, batch)``; default :func:`~phasewatch.watch.probe.hf_loss`.
-        **kwargs: any other :class:`~phasewatch.watch.Watcher` argument (``signals``,
-            ``every``, ``on_warning``, ``target``, ...).
+        **kwargs: any other :class:`~phasewatch.watch.Watcher` argument: ``on_warning``,
+            ``config=WatchConfig(...)`` or WatchConfig fields (``signals``, ``every``,
+            ``target``, ...).
     """
 
     def __init__(self, out: str | Path, *, probe_batch: Any = None, loss_fn=hf_loss, **kwargs):
@@ -68,6 +69,12 @@ class WatcherCallback(TrainerCallback):
         self.watch: Watcher | None = None
 
     def on_train_begin(self, args, state, control, model=None, **kw):
+        """Create the Watcher on the Trainer's ``model``, planned steps ``state.max_steps``
+        (unless ``steps=`` was given).
+
+        Raises:
+            ConfigError: on an invalid Watcher argument (see :class:`~phasewatch.watch.Watcher`).
+        """
         self.watch = Watcher(
             model,
             out=self.out,
@@ -78,13 +85,16 @@ class WatcherCallback(TrainerCallback):
         )
 
     def on_step_end(self, args, state, control, **kw):
+        """Step the Watcher after each optimiser update (step = ``state.global_step``)."""
         if self.watch is not None:
             self.watch.step(int(state.global_step))
 
     def on_log(self, args, state, control, logs=None, **kw):
+        """Hand the Trainer's ``logs`` to the Watcher as slash keys (:func:`log_metrics`)."""
         if self.watch is not None and logs:
             self.watch.step(int(state.global_step), log_metrics(logs))
 
     def on_train_end(self, args, state, control, **kw):
+        """Close the Watcher: the run directory is complete."""
         if self.watch is not None:
             self.watch.close()

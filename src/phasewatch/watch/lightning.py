@@ -52,7 +52,8 @@ class WatcherCallback(Callback):
         out: the run directory to create.
         probe_batch: a fixed batch on the module's device.
         loss_fn: ``loss_fn(module, batch)`` per-sample losses or their mean (nats).
-        **kwargs: any other :class:`~phasewatch.watch.Watcher` argument.
+        **kwargs: any other :class:`~phasewatch.watch.Watcher` argument: ``on_warning``,
+            ``config=WatchConfig(...)`` or WatchConfig fields (``signals``, ``every``, ...).
     """
 
     def __init__(self, out: str | Path, *, probe_batch: Any = None, loss_fn=None, **kwargs):
@@ -60,6 +61,12 @@ class WatcherCallback(Callback):
         self.watch: Watcher | None = None
 
     def on_train_start(self, trainer, pl_module):
+        """Create the Watcher on ``pl_module``, planned steps :func:`planned_steps` (unless
+        ``steps=`` was given).
+
+        Raises:
+            ConfigError: on an invalid Watcher argument (see :class:`~phasewatch.watch.Watcher`).
+        """
         self.watch = Watcher(
             pl_module,
             out=self.out,
@@ -70,11 +77,14 @@ class WatcherCallback(Callback):
         )
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
+        """Step the Watcher (step = ``trainer.global_step``) with the logged
+        ``callback_metrics`` every ``log_every_n_steps`` steps."""
         if self.watch is not None:
             step = int(trainer.global_step)
             due = step % max(1, trainer.log_every_n_steps) == 0  # fresh logs, not stale ones
             self.watch.step(step, dict(trainer.callback_metrics) if due else {})
 
     def on_train_end(self, trainer, pl_module):
+        """Close the Watcher: the run directory is complete."""
         if self.watch is not None:
             self.watch.close()

@@ -117,6 +117,7 @@ class WatchedTask:
         return out.mean() if out.ndim else out
 
     def evaluate(self) -> dict[str, float]:
+        """No evaluation metrics: a watched run's metrics come from the user's loop."""
         return {}
 
 

@@ -10,6 +10,11 @@
         watch.step(step, metrics={"train/loss": loss.item(), "val/acc": acc})
     watch.close()      # `phasewatch report runs/my-run` works on it
 
+The settings (``out``, ``steps``, ``every``, ``signals``, ...) are a frozen, validated
+:class:`~phasewatch.watch.config.WatchConfig`, given as ``config=WatchConfig(...)`` or as
+keyword arguments as above; the objects (model, probe batch, loss function, warning
+callback) are plain arguments.
+
 What it writes is an ordinary run directory (:mod:`phasewatch.store.run`): ``config.json``
 (phenomenon ``watch``), ``env.json``, ``status.json``, ``metrics.parquet`` (tidy step, key,
 value), ``signals.parquet``/``signals.json`` (the signal runner's writer), optional
@@ -25,8 +30,7 @@ own :func:`~phasewatch.signals.runner.measure_probe` on the live model: cheap on
 (``geometry``, ``gradients``) every ``every`` steps; expensive ones (``llc``, ``hessian``)
 every ``expensive_every`` steps, inline or — with ``background=True`` — in a thread of the
 training process on an in-memory copy of the weights (:mod:`phasewatch.watch.worker`).
-Measuring never changes training: the model is put in eval mode, torch's RNG state is
-forked, and no ``.grad`` is touched.
+Measuring never changes training (:mod:`phasewatch.watch.inline`).
 
 Early warnings are :mod:`phasewatch.detect.online`: the code path of ``phasewatch detect``
 fed point by point, with thresholds from AR(1) surrogates of each series' burn-in; they
@@ -34,9 +38,10 @@ equal the warnings ``phasewatch detect`` finds on the run afterwards. They need 
 number of steps (``steps=``), as ``detect`` needs ``train.steps``.
 
 ``step()`` never raises: bad input (a non-finite or non-numeric metric, a step that does
-not increase) is logged and skipped; a signal that raises is logged, disabled and reported
-at ``close()``. Invalid arguments raise :class:`~phasewatch.errors.ConfigError` (a
-``ValueError`` naming the argument and the allowed values) at construction.
+not increase) is logged and skipped (:mod:`phasewatch.watch.metrics`); a signal that
+raises is logged, disabled and reported at ``close()``. Invalid arguments raise
+:class:`~phasewatch.errors.ConfigError` (a ``ValueError`` naming the argument and the
+allowed values) at construction.
 """
 
 from __future__ import annotations
@@ -44,9 +49,8 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
-import math
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -55,25 +59,37 @@ from torch import nn
 
 from phasewatch.config import require
 from phasewatch.detect.online import EarlyWarning, OnlineDetector
-from phasewatch.detect.run import DetectConfig
-from phasewatch.detect.transitions import Target
 from phasewatch.signals import runner
 from phasewatch.signals.base import settings_hash
 from phasewatch.store.env import describe
 from phasewatch.store.run import create_run_at, tidy
 from phasewatch.store.signals import SignalStore
-from phasewatch.watch.close import close_run
-from phasewatch.watch.probe import WATCHED, LossFn, WatchedTask, check_factory, save_probe
+from phasewatch.watch.close import finish_config, watch_block, write_detect_block, write_watch_block
+from phasewatch.watch.config import EXPENSIVE, NEEDS_LOSS, WatchConfig, build_config, run_config
+from phasewatch.watch.inline import Inline
+from phasewatch.watch.metrics import MetricLog, Problems
+from phasewatch.watch.overhead import Overhead
+from phasewatch.watch.probe import LossFn, WatchedTask, save_probe
 from phasewatch.watch.worker import Background
 
 log = logging.getLogger("phasewatch.watch")
 
-DEFAULT_SIGNALS = ("geometry", "gradients")
-EXPENSIVE = frozenset({"llc", "hessian"})
-NEEDS_LOSS = frozenset({"gradients", "llc", "hessian"})
+_ARGUMENTS = ("model", "config", "probe_batch", "loss_fn", "on_warning")  # not config fields
+
+
+def _check_model(model: Any) -> None:
+    """Check that ``model`` is a ``torch.nn.Module`` with parameters that require grad.
+
+    Raises:
+        ConfigError: if it is not.
+    """
+    require(isinstance(model, nn.Module), "model", "a torch.nn.Module", type(model).__name__)
+    ok = any(p.requires_grad for p in model.parameters())
+    require(ok, "model", "a model with parameters that require grad", "none")
 
 
 def _check_out(out: Path) -> None:
+    """Raise :class:`~phasewatch.errors.ConfigError` unless ``out`` is new or an empty dir."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         what = "a phasewatch run" if (out / "config.json").exists() else "files"
         require(False, "out", f"a new or empty directory (it already holds {what})", str(out))
@@ -96,148 +112,98 @@ class Watcher:
 
     Args:
         model: the model being trained (a ``torch.nn.Module`` with trainable parameters).
-        out: the run directory to create (must be new or empty).
-        steps: planned number of training steps; needed for early warnings (the windows
-            are fractions of it). None: signals and metrics only.
-        signals: registered signal names (``geometry``, ``gradients``, ``llc``, ``hessian``).
-        every: cadence of the cheap signals and of the early-warning update, in steps.
+        config: the settings (:class:`~phasewatch.watch.config.WatchConfig`); None: built
+            from ``kwargs``. A dict is taken as ``hparams`` (what ``config=`` meant before
+            WatchConfig).
         probe_batch: a fixed batch the signals are measured on (needed by every signal but
-            ``geometry``): a tensor, tuple/list or dict of tensors.
-        loss_fn: ``loss_fn(model, batch) -> Tensor`` per-sample losses (n,) or their mean,
-            in nats (see :mod:`phasewatch.watch.probe`; per-sample losses enable
-            ``grad/noise_scale``).
+            ``geometry``): a tensor ``(n, ...)``, or a tuple/list or dict of tensors with
+            the same leading dimension n, on the model's device.
+        loss_fn: ``loss_fn(model, batch) -> Tensor`` per-sample losses ``(n,)`` or their
+            mean ``()``, in nats (see :mod:`phasewatch.watch.probe`; per-sample losses
+            enable ``grad/noise_scale``).
         on_warning: called with each :class:`~phasewatch.detect.online.EarlyWarning`
             (e.g. ``print``); default: log it. Exceptions it raises are logged.
-        expensive_every: cadence of ``llc`` and ``hessian``, in steps (default 10·every).
-        background: measure the expensive signals in a background thread on copies of
-            the weights at their cadence instead of inline; ``close()`` waits for them.
-        checkpoint_every: also save ``checkpoints/step_XXXXXX.safetensors`` this often.
-        settings: per-signal settings, e.g. ``{"llc": {"draws": 50}}``.
-        target: the behaviour whose onset the warnings anticipate (``Target("val/acc",
-            0.99)``); only labels the report (onset, lead times).
-        detect: early-warning settings (default: those of ``phasewatch detect``).
-        seed: seeds the signals' generators (with the step).
-        config: your own hyperparameters, stored in ``config.json`` under ``task.user``.
-        factory: ``"package.module:function"``, a function returning ``(model, loss_fn)``
-            like yours, so ``phasewatch measure`` can rebuild them later and load the
-            checkpoints into the model; recorded in config.json. None: ``measure`` cannot
-            run on this run (``detect`` and ``report`` can).
-        factory_kwargs: JSON-serialisable keyword arguments for ``factory``.
+        **kwargs: any :class:`~phasewatch.watch.config.WatchConfig` field (``out``,
+            ``steps``, ``every``, ``signals``, ``target``, ``checkpoint_every``,
+            ``factory``, ...); they override ``config``'s.
+
+    Attributes:
+        config: the validated :class:`~phasewatch.watch.config.WatchConfig`.
+        model: the watched model.
+        rd: the run directory being written (:class:`~phasewatch.store.RunDir`).
+        resolved: each measured signal's settings object, ``{name: settings}``.
+        detector: the online early-warning detector (None without ``steps``).
+        disabled: ``{signal: reason}`` of signals disabled after an error.
+        problems: problems found so far (bad metrics, failing callbacks, ...), each
+            logged once (:class:`~phasewatch.watch.metrics.Problems`).
+        metrics: the metrics kept so far (:class:`~phasewatch.watch.metrics.MetricLog`).
+        last_step: the last training step seen (None before the first).
+        background: whether the expensive signals run in the background thread.
 
     Raises:
         ConfigError: (a ``ValueError``) on an invalid argument, naming it and what is
-            allowed: no trainable parameters, ``every <= 0``, an unknown signal, a
-            non-empty ``out``, a missing or failing ``probe_batch``/``loss_fn``, a
-            ``factory`` that is not an importable function.
+            allowed: an unknown keyword (the message lists the allowed ones), an invalid
+            WatchConfig field, no trainable parameters, a non-empty ``out``, a missing or
+            failing ``probe_batch``/``loss_fn``.
     """
 
     def __init__(
         self,
         model: nn.Module,
+        config: WatchConfig | dict[str, Any] | None = None,
         *,
-        out: str | Path,
-        steps: int | None = None,
-        signals: Sequence[str] = DEFAULT_SIGNALS,
-        every: int = 100,
         probe_batch: Any = None,
         loss_fn: LossFn | None = None,
         on_warning: Callable[[EarlyWarning], Any] | None = None,
-        expensive_every: int | None = None,
-        background: bool = False,
-        checkpoint_every: int | None = None,
-        settings: dict[str, Any] | None = None,
-        target: Target | None = None,
-        detect: DetectConfig | None = None,
-        seed: int = 0,
-        config: dict[str, Any] | None = None,
-        factory: str | None = None,
-        factory_kwargs: dict[str, Any] | None = None,
+        **kwargs: Any,
     ) -> None:
         t0 = time.perf_counter()
-        require(isinstance(model, nn.Module), "model", "a torch.nn.Module", type(model).__name__)
-        params = [p for p in model.parameters() if p.requires_grad]
-        require(bool(params), "model", "a model with parameters that require grad", "none")
-        for name, v in (("every", every), ("expensive_every", expensive_every or 1)):
-            require(isinstance(v, int) and v >= 1, name, "an integer >= 1", v)
-        for name, v in (("steps", steps), ("checkpoint_every", checkpoint_every)):
-            ok = v is None or (isinstance(v, int) and v >= 1)
-            require(ok, name, "None or an integer >= 1", v)
+        self.config = cfg = build_config(config, kwargs, others=_ARGUMENTS)
+        _check_model(model)
         require(on_warning is None or callable(on_warning), "on_warning", "a callable", on_warning)
-        require(target is None or isinstance(target, Target), "target", "a Target", target)
-        self.resolved = runner.resolve(list(signals), settings)
+        self.resolved = cfg.resolved()
         needs = sorted(set(self.resolved) & NEEDS_LOSS)
         if needs and (probe_batch is None or loss_fn is None):
             require(False, "probe_batch/loss_fn", f"both given (signals {needs} need them)", None)
-        self.factory = check_factory(factory, factory_kwargs)
-        self.out = Path(out)
-        _check_out(self.out)
-        self.model, self.every, self.steps, self.seed = model, every, steps, seed
-        self.expensive_every = expensive_every or 10 * every
-        self.checkpoint_every, self.target = checkpoint_every, target
-        self.detect_cfg = detect or DetectConfig()
+        _check_out(cfg.out)
+        self.model = model
         self.task = WatchedTask(model, probe_batch, loss_fn) if loss_fn is not None else None
+        self.inline = Inline(model, self.task)
         self._user_warn = on_warning
         self.detector = (
-            OnlineDetector(steps, self.detect_cfg, on_warning=self._warned) if steps else None
+            OnlineDetector(cfg.steps, cfg.detect, on_warning=self._warned) if cfg.steps else None
         )
-        self.disabled: dict[str, str] = {}
-        self.problems: list[str] = []
-        self._said: set[tuple[str, str]] = set()
-        self.rows: list[tuple[int, str, float]] = []
-        self.last_step: int | None = None
-        self.timers = dict.fromkeys(("signals", "detect", "io", "other"), 0.0)  # in step()
-        self.once = dict.fromkeys(("setup", "close", "background", "background_cpu"), 0.0)
-        self.user_seconds, self._last_return, self.closed = 0.0, None, False
-        self._timed = 0.0
-        self._logged: set[str] = set()
-        self._unstored: list[runner.StepResult] = []
-        self._prev: tuple[int, dict[str, torch.Tensor]] | None = None
-        bg = background and self.task is not None and bool(set(self.resolved) & EXPENSIVE)
-        self.background = bg
-        self.rd = create_run_at(self.out, self._config(config, model, params), describe("cpu"))
+        self._init_state()
+        expensive = bool(set(self.resolved) & EXPENSIVE)
+        self.background = cfg.background and self.task is not None and expensive
+        probe_n = self.task.probe_size if self.task else None
+        stored = run_config(cfg, self.resolved, model, probe_n=probe_n, background=self.background)
+        self.rd = create_run_at(cfg.out, stored, describe("cpu"))
         hashes = {n: settings_hash(n, st) for n, st in self.resolved.items()}
         self.store = SignalStore(self.rd, self.resolved, hashes)
-        self.worker = Background(model, probe_batch, loss_fn) if bg else None
+        self.worker = Background(model, probe_batch, loss_fn) if self.background else None
         if probe_batch is not None:
             try:
                 save_probe(self.rd, probe_batch)
             except Exception as e:
                 self._problem("probe", f"probe batch not stored ({e}): `measure` cannot run")
-        if steps is None:
+        if cfg.steps is None:
             self._problem("steps", "steps= not given: no early warnings (windows need it)")
-        self.once["setup"] = time.perf_counter() - t0
+        self.clock.once["setup"] = time.perf_counter() - t0
 
     # ---- construction helpers ----------------------------------------------------------
-    def _config(self, user: dict | None, model: nn.Module, params: list) -> dict[str, Any]:
-        task = {
-            "model": type(model).__name__,
-            "parameters": sum(p.numel() for p in model.parameters()),
-            "trainable": sum(p.numel() for p in params),
-            "probe_n": self.task.probe_size if self.task else None,
-            "signals": {n: dataclasses.asdict(s) for n, s in self.resolved.items()},
-            "factory": self.factory[0],
-            "factory_kwargs": self.factory[1],
-            "user": dict(user or {}),
-        }
-        train = {
-            "seed": self.seed,
-            "steps": self.steps,
-            "eval_every": self.every,
-            "expensive_every": self.expensive_every,
-            "checkpoint_every": self.checkpoint_every,
-            "background": self.background,
-            "device": str(next(model.parameters()).device),
-        }
-        return {"phenomenon": WATCHED, "preset": "custom", "task": task, "train": train}
-
-    def _problem(self, kind: str, message: str, key: str = "") -> None:
-        """Log a problem once per (kind, key) and keep it for ``close()``."""
-        if (kind, key) not in self._said:
-            self._said.add((kind, key))
-            self.problems.append(message)
-            log.warning("phasewatch Watcher: %s", message)
+    def _init_state(self) -> None:
+        """The bookkeeping of a new Watcher: problems, metrics, timers."""
+        self.disabled: dict[str, str] = {}
+        self.problems = Problems()
+        self._problem = self.problems.add
+        self.metrics = MetricLog(self.problems)
+        self.clock = Overhead()
+        self.closed = False
+        self._unstored: list[runner.StepResult] = []
 
     def _warned(self, w: EarlyWarning) -> None:
+        """Hand a new warning to ``on_warning`` (default: log it); never raises."""
         try:
             (self._user_warn or (lambda w: log.warning("phasewatch: %s", w)))(w)
         except Exception as e:
@@ -255,112 +221,59 @@ class Watcher:
                 measured on the first call of a step only).
             metrics: flat slash-keyed numbers (floats, ints, 0-d tensors) for this step.
         """
-        t0 = time.perf_counter()
-        self._timed = 0.0
-        if self._last_return is not None:
-            self.user_seconds += t0 - self._last_return
+        t0 = self.clock.enter()
         try:
             if not self.closed:
                 self._step(step, metrics or {})
         except Exception as e:  # never crash the user's training
             self._problem("internal", f"step({step!r}) failed: {type(e).__name__}: {e}", repr(e))
         finally:
-            self._last_return = time.perf_counter()
-            self.timers["other"] += self._last_return - t0 - self._timed
+            self.clock.leave(t0)
 
     def _step(self, step: Any, metrics: dict[str, Any]) -> None:
-        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
-            return self._problem("step", f"step={step!r} skipped; allowed: an integer >= 0")
-        if self.last_step is not None and step < self.last_step:
-            return self._problem(
-                "order", f"step {step} after {self.last_step} skipped; steps must not decrease"
-            )
-        repeat = step == self.last_step  # more metrics for the current step (adapters' logs)
-        if not repeat:
-            self.last_step, self._logged = step, set()
-        values = self._clean(step, metrics)
-        for k in sorted(set(values) & self._logged):
-            self._problem("repeat", f"metric {k!r} logged twice at step {step}: kept the first", k)
-            del values[k]
-        self._logged |= set(values)
-        self.rows += [(step, k, v) for k, v in values.items()]
+        """Keep the metrics; on a new step, run what is due (:meth:`_on_cadence`)."""
+        kept = self.metrics.add(step, metrics)
+        if kept is None:
+            return
+        values, new = kept
         if self.detector is not None:
             self.detector.add(step, values)
-        if repeat:
-            return None
+        if new:
+            self._on_cadence(step)
+
+    def _on_cadence(self, step: int) -> None:
+        """Measure, checkpoint, update the detector and flush, each on its cadence."""
+        cfg = self.config
         expensive = [n for n in self.resolved if n in EXPENSIVE and n not in self.disabled]
         cheap = [n for n in self.resolved if n not in EXPENSIVE and n not in self.disabled]
-        if cheap and step % self.every == 0:
-            self._timing("signals", self._measure, step, cheap)
-        if expensive and step % self.expensive_every == 0:
+        if cheap and step % cfg.every == 0:
+            self.clock.timing("signals", self._measure, step, cheap)
+        if expensive and step % cfg.expensive_cadence == 0:
             if self.worker is not None:
-                self._timing("io", self._submit, step, expensive)
+                self.clock.timing("io", self._submit, step, expensive)
             else:
-                self._timing("signals", self._measure, step, expensive)
-        if self.checkpoint_every and step % self.checkpoint_every == 0:
-            self._timing("io", self._checkpoint, step)
-        if step % self.every == 0:
-            self._timing("io", self._collect_background)
+                self.clock.timing("signals", self._measure, step, expensive)
+        if cfg.checkpoint_every and step % cfg.checkpoint_every == 0:
+            self.clock.timing("io", self._checkpoint, step)
+        if step % cfg.every == 0:
+            self.clock.timing("io", self._collect_background)
             if self.detector is not None:
-                self._timing("detect", self.detector.update)
-            if step % (10 * self.every) == 0:
-                self._timing("io", self._flush, "running")
-
-    def _timing(self, kind: str, fn: Callable, *args: Any) -> Any:
-        t = time.perf_counter()
-        try:
-            return fn(*args)
-        finally:
-            dt = time.perf_counter() - t
-            self.timers[kind] += dt
-            self._timed += dt
-
-    def _clean(self, step: int, metrics: dict[str, Any]) -> dict[str, float]:
-        out = {}
-        for key, v in metrics.items():
-            try:
-                x = float(v.item() if torch.is_tensor(v) else v)
-            except (TypeError, ValueError, RuntimeError):
-                self._problem("type", f"metric {key!r} is not a number ({type(v).__name__})", key)
-                continue
-            if not isinstance(key, str) or not key:
-                self._problem("key", f"metric key {key!r} skipped; allowed: a non-empty str", key)
-            elif not math.isfinite(x):
-                self._problem("finite", f"metric {key!r} = {x} at step {step}: skipped", key)
-            else:
-                out[key] = x
-        return out
+                self.clock.timing("detect", self.detector.update)
+            if step % (10 * cfg.every) == 0:
+                self.clock.timing("io", self._flush, "running")
 
     # ---- signals -----------------------------------------------------------------------
-    @contextlib.contextmanager
-    def _isolated(self) -> Iterator[None]:
-        """Eval mode, a forked RNG and grad enabled while signals run; all restored."""
-        modes = [(m, m.training) for m in self.model.modules()]
-        cuda = sorted({p.device.index or 0 for p in self.model.parameters() if p.is_cuda})
-        self.model.eval()
-        try:
-            with torch.random.fork_rng(devices=cuda), torch.enable_grad():
-                yield
-        finally:
-            for m, mode in modes:
-                m.training = mode
-
-    def _probe(self, step: int) -> Any:
-        prev = self._prev
-        if self.task is None:  # geometry only: it reads the weights
-            return runner.Probe(self.model, loss=lambda: torch.zeros(()), n=1, step=step)
-        return runner.make_probe(self.task, step, prev[1] if prev else None, prev and prev[0])
+    def _jobs(self, names: list[str]) -> list[tuple[str, dict[str, Any]]]:
+        """The runner's jobs: (signal name, settings fields) for each of ``names``."""
+        return [(n, dataclasses.asdict(self.resolved[n])) for n in names]
 
     def _measure(self, step: int, names: list[str]) -> None:
-        jobs = [(n, dataclasses.asdict(self.resolved[n])) for n in names]
-        errors: dict[str, str] = {}
-        with self._isolated():
-            res = runner.measure_probe(self._probe(step), jobs, errors=errors)
-        if "gradients" in names and "gradients" not in errors:
-            self._prev = (step, {k: v.detach().clone() for k, v in self.model.state_dict().items()})
-        self._merge(res, errors)
+        """Measure ``names`` inline on the live model (:mod:`phasewatch.watch.inline`)."""
+        self._merge(*self.inline.measure(step, self._jobs(names)))
 
     def _merge(self, res: runner.StepResult, errors: dict[str, str]) -> None:
+        """Disable the signals that raised; queue the rows for signals.parquet and the
+        detector."""
         for name, err in errors.items():
             if name not in self.disabled:
                 self.disabled[name] = f"step {res.step}: {err}"
@@ -374,13 +287,14 @@ class Watcher:
             self.detector.add(res.step, {r[1]: r[2] for r in res.rows})
 
     def _checkpoint(self, step: int) -> None:
+        """Save the model's weights at ``step`` (once)."""
         if step not in self.rd.checkpoint_steps():
             self.rd.save_checkpoint(step, _state(self.model))
 
     def _submit(self, step: int, names: list[str]) -> None:
-        jobs = [(n, dataclasses.asdict(self.resolved[n])) for n in names]
+        """Queue ``names`` for the background thread; on failure measure inline from now on."""
         try:
-            self.worker.submit(step, jobs)  # llc and hessian need no previous weights
+            self.worker.submit(step, self._jobs(names))  # llc and hessian need no previous weights
         except Exception as e:  # the model cannot be copied: measure inline from now on
             self._problem("background", f"background signals off, measured inline: {e!r}")
             self._collect_background(final=True)
@@ -388,49 +302,41 @@ class Watcher:
             self._measure(step, names)
 
     def _collect_background(self, final: bool = False) -> None:
+        """Merge the background thread's results so far (``final``: wait for all)."""
         if self.worker is None:
             return
         results, missing = self.worker.finish() if final else (self.worker.poll(), [])
         if missing:
             self._problem("background", f"background thread died before steps {missing}")
         for d in results:
-            self.once["background"] += d.seconds
-            self.once["background_cpu"] += d.cpu_seconds
+            self.clock.once["background"] += d.seconds
+            self.clock.once["background_cpu"] += d.cpu_seconds
             self._merge(d.result, d.errors)
 
     def _flush(self, status: str) -> None:
+        """Write the signals and metrics so far and the status."""
         self.store.add_many(self._unstored)
         self._unstored = []
-        self.rd.write_metrics(tidy(self.rows))
+        self.rd.write_metrics(tidy(self.metrics.rows))
         self.rd.set_status(status, self.last_step or 0)
+
+    @property
+    def last_step(self) -> int | None:
+        """The last training step seen (None before the first)."""
+        return self.metrics.last_step
 
     # ---- the end -----------------------------------------------------------------------
     def overhead(self) -> dict[str, float]:
         """Seconds the Watcher took, and as % of the training loop's own time.
 
         Returns:
-            ``<kind>_seconds`` inside ``step()`` (signals, detect, io, other), ``loop_seconds``
-            (their sum), ``setup_seconds`` and ``close_seconds`` (once),
-            ``background_seconds``/``background_cpu_seconds`` (the background thread's
-            wall and CPU time, beside training), ``user_seconds``
-            (time between ``step()`` calls: the user's own work), ``percent_of_step_time``
-            (loop / user) and ``percent_with_setup_and_close``.
+            :meth:`phasewatch.watch.overhead.Overhead.report`: ``<kind>_seconds`` inside
+            ``step()`` (signals, detect, io, other), ``loop_seconds``, ``setup_seconds``,
+            ``close_seconds``, ``background_seconds``, ``background_cpu_seconds``,
+            ``user_seconds`` (the loop's own time), ``percent_of_step_time`` and
+            ``percent_with_setup_and_close``.
         """
-        loop = sum(self.timers.values())
-        once = self.once["setup"] + self.once["close"]
-        user = self.user_seconds
-
-        def pct(x: float) -> float:
-            return round(100.0 * x / user, 2) if user > 0 else float("nan")
-
-        return {
-            **{f"{k}_seconds": round(v, 4) for k, v in self.timers.items()},
-            "loop_seconds": round(loop, 4),
-            **{f"{k}_seconds": round(v, 4) for k, v in self.once.items()},
-            "user_seconds": round(user, 4),
-            "percent_of_step_time": pct(loop),
-            "percent_with_setup_and_close": pct(loop + once),
-        }
+        return self.clock.report()
 
     def close(self) -> dict[str, Any]:
         """Finish: wait for background signals, write every file of the run directory, log
@@ -442,25 +348,48 @@ class Watcher:
         if self.closed:
             return self.rd.events().get("watch", {})
         self.closed = True
-        t0 = time.perf_counter()
-        if self._last_return is not None:
-            self.user_seconds += t0 - self._last_return
+        t0 = self.clock.enter()
         try:
             self._collect_background(final=True)
             if self.detector is not None:
                 self.detector.update()
-            return close_run(self, t0)
+            return self._write_final(t0)
         except Exception as e:
             log.exception("phasewatch Watcher: close() failed")
             with contextlib.suppress(Exception):
                 self.rd.set_status("failed", self.last_step or 0, f"{type(e).__name__}: {e}")
             return {}
 
+    def _write_final(self, t0: float) -> dict[str, Any]:
+        """Write the run directory's final files (:mod:`phasewatch.watch.close`); return
+        the watch block. ``t0``: when ``close()`` started (``time.perf_counter``)."""
+        self._flush("running")
+        finish_config(self.rd, self.last_step, self.background)
+        if self.detector is not None:
+            for message in write_detect_block(self.rd, self.config, self.detector):
+                self._problem("target", message)
+        self.clock.once["close"] = time.perf_counter() - t0
+        block = watch_block(
+            self.config,
+            self.resolved,
+            background=self.background,
+            disabled=self.disabled,
+            problems=self.problems.messages,
+            overhead=self.overhead(),
+            warnings=self.detector.warnings if self.detector is not None else [],
+            last_step=self.last_step,
+            checkpoints=self.rd.checkpoint_steps(),
+        )
+        write_watch_block(self.rd, block)
+        return block
+
     def __enter__(self) -> Watcher:
+        """``with Watcher(...) as watch:`` closes the Watcher at the end of the block."""
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        """Close the Watcher (even after an exception in the block, which propagates)."""
         self.close()
 
 
-__all__ = ["DEFAULT_SIGNALS", "EXPENSIVE", "EarlyWarning", "Watcher"]
+__all__ = ["Watcher"]

@@ -10,7 +10,8 @@ from __future__ import annotations
 import math
 
 import torch
-from jaxtyping import Float
+from einops import reduce
+from jaxtyping import Bool, Float
 from torch import Tensor
 
 
@@ -39,8 +40,8 @@ def frequency_norms(W: Float[Tensor, "p d"]) -> Float[Tensor, " n_freq"]:
     ``sqrt(|<cos_k, W>|² + |<sin_k, W>|²)``, summed over the d columns.
     """
     p = W.shape[0]
-    coef = fourier_basis(p, W.dtype).to(W.device) @ W  # (p, d)
-    sq = coef[1:].pow(2).sum(-1).reshape(-1, 2).sum(-1)  # (n_freq,)
+    coef = fourier_basis(p, W.dtype).to(W.device) @ W  # (p, d): constant, cos_1, sin_1, ...
+    sq = reduce(coef[1:].pow(2).sum(-1), "(k trig) -> k", "sum", trig=2)  # (n_freq,)
     return sq.sqrt()
 
 
@@ -115,7 +116,10 @@ def key_frequencies(
     return sorted(f for f, c in counts.items() if c >= need), dict(sorted(counts.items()))
 
 
-def _trig_directions(p: int, k: int, device) -> tuple[Tensor, Tensor]:
+def _trig_directions(
+    p: int, k: int, device: torch.device
+) -> tuple[Float[Tensor, "p p p"], Float[Tensor, "p p p"]]:
+    """Unit-norm cos(w_k(a+b-c)) and sin(w_k(a+b-c)) as (a, b, c) tables (float64)."""
     a = torch.arange(p, dtype=torch.float64, device=device)
     phase = 2 * math.pi * k / p * (a[:, None, None] + a[None, :, None] - a[None, None, :])
     cos, sin = torch.cos(phase), torch.sin(phase)  # (a, b, c)
@@ -138,7 +142,8 @@ def key_frequency_logits(
     return out
 
 
-def _table_loss(logits: Tensor, mask: Tensor | None) -> float:
+def _table_loss(logits: Float[Tensor, "p p p"], mask: Bool[Tensor, "p p"] | None) -> float:
+    """Mean cross-entropy (nats) of a + b mod p over the pairs ``mask`` (all if None)."""
     p = logits.shape[0]
     a = torch.arange(p, device=logits.device)
     labels = (a[:, None] + a[None, :]) % p  # (a, b)
@@ -158,7 +163,7 @@ def restricted_loss(logits: Float[Tensor, "p p p"], key_freqs: list[int]) -> flo
 
 
 def excluded_loss(
-    logits: Float[Tensor, "p p p"], key_freqs: list[int], train_mask: Float[Tensor, "p p"]
+    logits: Float[Tensor, "p p p"], key_freqs: list[int], train_mask: Bool[Tensor, "p p"]
 ) -> float:
     """Excluded loss (Nanda et al. 2023, §5.1), in nats.
 

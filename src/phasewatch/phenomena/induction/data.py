@@ -1,29 +1,21 @@
-"""The data of the induction-heads task (Olsson et al. 2022): seeded random streams,
-the bigram chain, training sequences with a repeated span and the repeated-block
-evaluation sequences. The phenomenon is :mod:`phasewatch.phenomena.induction`.
+"""The data of the induction-heads task (Olsson et al. 2022): the numbers of its random
+streams (:func:`phasewatch.phenomena.streams.generator`), the bigram chain, training
+sequences with a repeated span and the repeated-block evaluation sequences. The
+phenomenon is :mod:`phasewatch.phenomena.induction`.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 import torch
+from einops import rearrange
 from jaxtyping import Float, Int
 from torch import Tensor
 
-if TYPE_CHECKING:
-    from phasewatch.phenomena.induction.config import InductionConfig
+from phasewatch.phenomena.induction.config import InductionConfig
 
-# Random-number streams: each stream gets its own torch.Generator from (seed, stream, step).
+# Random-number streams of phasewatch.phenomena.streams.generator(seed, stream, step).
 STREAM_TRAIN, STREAM_EVAL, STREAM_REPEAT, STREAM_INIT, STREAM_CHAIN = range(5)
-
-
-def generator(seed: int, stream: int, step: int = 0) -> torch.Generator:
-    """A CPU generator determined by ``(seed, stream, step)`` alone (numpy SeedSequence
-    mixing, so streams and steps never collide)."""
-    state = np.random.SeedSequence([seed, stream, step]).generate_state(1, np.uint64)[0]
-    return torch.Generator().manual_seed(int(state))
 
 
 def markov_chain(vocab: int, concentration: float, seed: int) -> Float[Tensor, "vocab vocab"]:
@@ -35,7 +27,11 @@ def markov_chain(vocab: int, concentration: float, seed: int) -> Float[Tensor, "
 
 
 def sample_text(
-    batch: int, n: int, vocab: int, g: torch.Generator, chain: Tensor | None = None
+    batch: int,
+    n: int,
+    vocab: int,
+    g: torch.Generator,
+    chain: Float[Tensor, "vocab vocab"] | None = None,
 ) -> Int[Tensor, "batch n"]:
     """``batch`` sequences of ``n`` tokens: uniform i.i.d. if ``chain`` is None, else a walk
     of the bigram ``chain`` from a uniform first token (inverse-CDF sampling)."""
@@ -56,7 +52,10 @@ def distinct_tokens(batch: int, n: int, vocab: int, g: torch.Generator) -> Int[T
 
 
 def make_batch(
-    cfg: InductionConfig, batch: int, g: torch.Generator, chain: Tensor | None = None
+    cfg: InductionConfig,
+    batch: int,
+    g: torch.Generator,
+    chain: Float[Tensor, "vocab vocab"] | None = None,
 ) -> tuple[Int[Tensor, "batch n_ctx"], Int[Tensor, "batch repeats"]]:
     """Training sequences: text with a span of ``span_len`` tokens written ``repeats`` times.
 
@@ -64,7 +63,7 @@ def make_batch(
     all such layouts (sorted cut points in the ``n_ctx - repeats · span_len`` free
     tokens). So the last few positions are rarely inside a repeat (for olsson-2layer the
     final token only when the second copy ends exactly there) and trained models discount
-    induction there; :func:`~.induction_scores.icl_positions` keeps away from them. (Letting
+    induction there; :func:`~.scores.icl_positions` keeps away from them. (Letting
     the last copy run past the end removes that, but on seed 0 stretched the plateau past
     4,500 steps instead of ~3,300.) The span is distinct uniform tokens (random source) or
     a chain sample (markov source).
@@ -82,13 +81,16 @@ def make_batch(
     free = T - R * L
     cuts = torch.randint(0, free + 1, (batch, R), generator=g).sort(-1).values
     starts = cuts + torch.arange(R) * L  # (B, R)
-    idx = (starts[..., None] + torch.arange(L)).reshape(batch, R * L)  # (B, R*L)
+    idx = rearrange(starts[..., None] + torch.arange(L), "b r l -> b (r l)")  # (B, R*L)
     tokens.scatter_(1, idx, span.repeat(1, R))
     return tokens, starts
 
 
 def repeated_block(
-    cfg: InductionConfig, batch: int, g: torch.Generator, chain: Tensor | None = None
+    cfg: InductionConfig,
+    batch: int,
+    g: torch.Generator,
+    chain: Float[Tensor, "vocab vocab"] | None = None,
 ) -> Int[Tensor, "batch n_ctx"]:
     """Evaluation sequences: a block of ``n_ctx // 2`` tokens followed by its repeat
     (tiled, truncated to ``n_ctx``), as in Olsson et al.'s repeated random tokens. Block

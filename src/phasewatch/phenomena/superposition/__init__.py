@@ -14,7 +14,7 @@ instances on a fixed batch from the training distribution), ``loss/<k>``, ``dsta
 ``dim/<k·n + j>`` (the feature dimensionality D_j of instance k: one indexed family so
 that detectors and heatmaps see every feature), ``superposition/min_dstar`` and
 ``geometry/at_fraction`` (share of represented features within 0.02 of a paper fraction).
-The whole-run analysis (:func:`~phasewatch.phenomena.superposition.geometry.weight_tables`)
+The whole-run analysis (:func:`~.geometry.weight_tables`)
 writes ``tables/{instances,features,gram,capacity}.parquet`` (and ``phase_diagram`` for
 an importance × density grid).
 
@@ -33,72 +33,26 @@ default weight decay 0.01 and betas (0.9, 0.999), batch 1,024, 10,000 steps):
         0.5-2 and density <= 0.05 stalled with both features on the same side of the line
         (or one dropped) instead of the antipodal pair, at a higher loss.
 
-Code: the toy model, its data and its fused loss are in :mod:`.model`; the
-config, one seed's task and :func:`fit` in :mod:`.task`; the weight geometry
-in :mod:`.geometry`; this module holds the phenomenon, its presets and the
-capacity study, and re-exports the public names of the first two.
+Code: the config in :mod:`.config`, the data in :mod:`.data`, the toy model and its
+fused losses in :mod:`.model`, one seed's task and :func:`~.task.fit` in :mod:`.task`,
+the weight geometry in :mod:`.geometry`, the interference bounds in :mod:`.bounds`, the
+whole-run tables in :mod:`.findings` and the capacity study in :mod:`.capacity`; this
+module holds the presets and the registration.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from typing import Any
+from collections.abc import Iterator
 
-import pandas as pd
-import torch
 from torch import Tensor
 
-from phasewatch.config import OnsetRule, TrainConfig, require
+from phasewatch.config import OnsetRule, TrainConfig
 from phasewatch.phenomena.base import Findings, Preset, register
-from phasewatch.phenomena.superposition import geometry as geo
-from phasewatch.phenomena.superposition.model import (
-    FusedToyLoss,
-    ToyModel,
-    data_rng,
-    default_init_std,
-    sample_features,
-    weighted_mse,
-)
-from phasewatch.phenomena.superposition.task import SuperpositionConfig, SuperpositionTask, fit
+from phasewatch.phenomena.superposition.config import NOTEBOOK_TRAIN, SuperpositionConfig
+from phasewatch.phenomena.superposition.findings import findings
+from phasewatch.phenomena.superposition.task import SuperpositionTask
 
-__all__ = [
-    "FusedToyLoss",
-    "Superposition",
-    "SuperpositionConfig",
-    "SuperpositionTask",
-    "ToyModel",
-    "capacity",
-    "data_rng",
-    "default_init_std",
-    "fit",
-    "sample_features",
-    "weighted_mse",
-]
-
-
-def _events(cfg: SuperpositionConfig, tables: dict[str, pd.DataFrame]) -> dict[str, Any]:
-    """``notes`` (e.g. m >= n) and the ``superposition`` summary for ``events.json``."""
-    notes = []
-    if cfg.m >= cfg.n:
-        notes.append(
-            f"m={cfg.m} >= n={cfg.n}: every feature can have its own dimension, "
-            "so no superposition is expected."
-        )
-    summary = geo.summarise_tables(tables["instances"], tables["features"])
-    return {
-        "notes": notes,
-        "superposition": {
-            "n": cfg.n,
-            "m": cfg.m,
-            "instances": cfg.instances,
-            "replicas": cfg.replicas,
-            "norm_threshold": cfg.norm_threshold,
-            **summary,
-        },
-    }
-
-
-_NOTEBOOK_TRAIN = dict(lr=1e-3, weight_decay=0.01, beta1=0.9, beta2=0.999, warmup_steps=0)
+__all__ = ["Superposition", "SuperpositionConfig"]
 
 
 class Superposition:
@@ -130,7 +84,7 @@ class Superposition:
                 eval_every=100,
                 checkpoint_every=1_000,
                 threads=1,
-                **_NOTEBOOK_TRAIN,
+                **NOTEBOOK_TRAIN,
             ),
             description="Elhage et al. 2022 intro: n=5, m=2, I=0.9^i, 10 densities 1..1/20, "
             "10k steps (~1 min)",
@@ -138,7 +92,7 @@ class Superposition:
         "geometry": Preset(
             task=SuperpositionConfig(n=200, m=20, n_densities=20, importance_decay=1.0),
             train=TrainConfig(
-                steps=10_000, eval_every=200, checkpoint_every=2_000, **_NOTEBOOK_TRAIN
+                steps=10_000, eval_every=200, checkpoint_every=2_000, **NOTEBOOK_TRAIN
             ),
             description="Elhage et al. 2022 geometry: n=200, m=20, I=1, 20 densities "
             "1..1/20, 10k steps (~15 min on 1 busy core)",
@@ -154,7 +108,7 @@ class Superposition:
                 replicas=6,
             ),
             train=TrainConfig(
-                steps=10_000, eval_every=200, checkpoint_every=2_000, **_NOTEBOOK_TRAIN
+                steps=10_000, eval_every=200, checkpoint_every=2_000, **NOTEBOOK_TRAIN
             ),
             description="Elhage et al. 2022 phase diagram: n=2, m=1, 12 relative "
             "importances 0.1..10 x 12 densities 1..0.01, best of 6 inits, 10k steps "
@@ -163,6 +117,7 @@ class Superposition:
     }
 
     def build(self, cfg: SuperpositionConfig, train: TrainConfig) -> SuperpositionTask:
+        """One seed's task: every instance of ``cfg``'s grid in one :class:`~.model.ToyModel`."""
         return SuperpositionTask.from_config(cfg, train)
 
     def checkpoint_measures(
@@ -172,91 +127,9 @@ class Superposition:
         checkpoints: Iterator[tuple[int, dict[str, Tensor]]],
         final: dict[str, Tensor],
     ) -> Findings:
-        """Geometry of the final weights: per-instance and per-feature tables, Gram
-        matrices, the capacity table and (for an importance grid) the phase diagram."""
-        task = SuperpositionTask.from_config(cfg, train)
-        task.model.load_state_dict(final)
-        with torch.no_grad():
-            losses = task.instance_losses(task.eval_batch()).double().cpu()
-        dens, imp = cfg.grid()
-        b = task.model.b.detach().double().cpu()
-        tables = geo.weight_tables(
-            task.weights(), b, dens, imp, losses, cfg.norm_threshold, replicas=cfg.replicas
-        )
-        if cfg.n_importances > 1:
-            inst = tables["instances"]
-            tables["phase_diagram"] = inst.loc[
-                inst["best"],
-                ["density", "relative_importance", "last_feature_phase", "represented"],
-            ].rename(columns={"last_feature_phase": "phase"})
-        return Findings([], _events(cfg, tables), tables)
+        """Geometry of the final weights (the checkpoints are not read): see
+        :func:`~phasewatch.phenomena.superposition.findings.findings`."""
+        return findings(cfg, train, final)
 
 
 register(Superposition())
-
-
-def capacity(
-    m: int,
-    ns: Sequence[int],
-    sparsities: Sequence[float],
-    *,
-    steps: int = 10_000,
-    seed: int = 0,
-    batch: int = 1024,
-    norm_threshold: float = 0.5,
-) -> pd.DataFrame:
-    """How many features a trained toy model holds, against the worst-case bounds.
-
-    For each n, one :class:`ToyModel` with one instance per sparsity (importance 1,
-    the notebook's optimiser) is trained for ``steps`` steps; then, per (n, S):
-    (a) represented features (‖W_i‖ > ``norm_threshold``), (b) their measured max, mean and
-    max positive |cos|, (c) the Johnson–Lindenstrauss ε, the random-vector union-bound ε
-    and the Welch bound for the same m and n (:mod:`.geometry`), and a
-    sentence comparing the worst-case bound with the measured typical interference.
-
-    Args:
-        m: hidden dimensions, >= 1.
-        ns: feature counts, each >= 1.
-        sparsities: S values, each in [0, 1) (density 1 − S in (0, 1]).
-        steps, seed, batch: training length, seed and batch size.
-        norm_threshold: ‖W_i‖ above which a feature counts as represented.
-
-    Returns:
-        One row per (n, S), ordered by n then S; columns as :func:`capacity_row` plus
-        ``density``, ``loss`` and ``seconds`` (training time of that n).
-
-    Raises:
-        ConfigError: on m < 1, an empty list, n < 1, S outside [0, 1), steps < 1.
-    """
-    import time
-
-    require(isinstance(m, int) and m >= 1, "m", "an integer >= 1", m)
-    require(len(ns) > 0 and all(int(n) == n and n >= 1 for n in ns), "n", "integers >= 1", ns)
-    require(
-        len(sparsities) > 0 and all(0 <= s < 1 for s in sparsities),
-        "sparsity",
-        "floats in [0, 1) (density 1 - S in (0, 1])",
-        sparsities,
-    )
-    train = TrainConfig(seed=seed, steps=steps, eval_every=max(steps, 1), **_NOTEBOOK_TRAIN)
-    SuperpositionConfig(batch=batch, norm_threshold=norm_threshold)  # validates both
-    dens = torch.tensor([1 - s for s in sparsities], dtype=torch.float64)
-    rows = []
-    for n in ns:
-        imp = torch.ones(len(dens), int(n), dtype=torch.float64)
-        task = SuperpositionTask(
-            dens, imp, m, seed=seed, batch=batch, norm_threshold=norm_threshold
-        )
-        t0 = time.perf_counter()
-        fit(task, train)
-        seconds = time.perf_counter() - t0
-        with torch.no_grad():
-            losses = task.instance_losses(task.eval_batch())
-        W = task.weights()
-        for k, s in enumerate(sparsities):
-            rep = geo.represented(W[k], norm_threshold)
-            stats = geo.interference(W[k], rep)
-            row = geo.capacity_row(m, int(n), float(s), int(rep.sum()), stats)
-            row.update(density=1 - float(s), loss=float(losses[k]), seconds=seconds)
-            rows.append(row)
-    return pd.DataFrame(rows)

@@ -1,31 +1,28 @@
-"""The geometry of superposition: pure functions of a weight matrix and of (m, n).
+"""The geometry of superposition: pure functions of a weight matrix and the run's tables.
 
-Everything here is maths on tensors or numbers, and the tables built from it — no
-training, no store. Conventions:
-``W`` has shape ``(..., m, n)`` (hidden dimensions × features, the paper's W ∈ R^{m×n}),
-so feature i's direction is the column ``W[..., :, i]`` (written W_i).
+Everything here is maths on tensors and the tables built from it — no training, no
+store. Conventions: ``W`` has shape ``(..., m, n)`` (hidden dimensions × features, the
+paper's W ∈ R^{m×n}), so feature i's direction is the column ``W[..., :, i]`` (written W_i).
 
-Sources:
-    Elhage et al. 2022, "Toy Models of Superposition" (transformer-circuits.pub/2022/
-    toy_model): §"Superposition as a Phase Change"/§"The Geometry of Superposition"
-    define D* = m/‖W‖_F² and the feature dimensionality D_i, and name the uniform
-    polytopes whose features sit at D_i = 1, 3/4, 2/3, 1/2, 2/5, 3/8.
-    Interference bounds: Johnson–Lindenstrauss (Dasgupta & Gupta 2003 form), the
-    random-vector union bound and the Welch bound (Welch 1974), as in references.md.
+Source: Elhage et al. 2022, "Toy Models of Superposition" (transformer-circuits.pub/2022/
+toy_model): §"Superposition as a Phase Change"/§"The Geometry of Superposition" define
+D* = m/‖W‖_F² and the feature dimensionality D_i, and name the uniform polytopes whose
+features sit at D_i = 1, 3/4, 2/3, 1/2, 2/5, 3/8. The interference bounds of the
+capacity table are in :mod:`.bounds`.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
+from einops import rearrange
 from jaxtyping import Bool, Float
 from torch import Tensor
 
-from phasewatch.config import require
+from phasewatch.phenomena.superposition.bounds import capacity_row
 
 # The paper's "sticky" fractions: (name, D_i, label). A feature of a uniform polytope with
 # k vertices spanning d dimensions has D_i = d/k (any unit-norm tight frame does).
@@ -152,162 +149,6 @@ def interference(W: Float[Tensor, "m n"], mask: Bool[Tensor, " n"]) -> dict[str,
     }
 
 
-# ---- interference bounds (references.md, "Interference bounds") ------------------------------
-
-
-def _check_mn(m: float, n: float) -> None:
-    require(m > 0, "m", "a number of dimensions > 0", m)
-    require(n >= 1, "n", "a number of vectors >= 1", n)
-
-
-def jl_dimension(n: float, eps: float) -> float:
-    r"""Dimensions the Johnson–Lindenstrauss lemma asks for: k ≥ 4 ln n / (ε²/2 − ε³/3).
-
-    n points embed in k dimensions with every pairwise distance kept within a factor
-    (1 ± ε) (Dasgupta & Gupta 2003). Real-valued; round up for an integer k.
-
-    Raises:
-        ConfigError: if n < 1 or ε is not in (0, 1).
-    """
-    require(n >= 1, "n", "a number of points >= 1", n)
-    require(0 < eps < 1, "eps", "a distortion in (0, 1)", eps)
-    return 4 * math.log(n) / (eps**2 / 2 - eps**3 / 3)
-
-
-def jl_epsilon(m: float, n: float) -> float:
-    """The smallest distortion ε for which the JL lemma fits n points in m dimensions.
-
-    Solves ``jl_dimension(n, ε) = m`` on (0, 1) (ε²/2 − ε³/3 rises on (0, 1) to 1/6). Returns
-    ``inf`` when m < 24 ln n — the lemma then guarantees nothing for any ε < 1 — and 0 for n = 1.
-
-    Raises:
-        ConfigError: if m ≤ 0 or n < 1.
-    """
-    _check_mn(m, n)
-    target = 4 * math.log(n) / m  # need ε²/2 − ε³/3 = target
-    if target == 0:
-        return 0.0
-    if target > 1 / 6:
-        return math.inf
-    lo, hi = 0.0, 1.0
-    for _ in range(100):  # bisection to float precision
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if mid**2 / 2 - mid**3 / 3 < target else (lo, mid)
-    return hi
-
-
-def jl_capacity(m: float, eps: float) -> float:
-    """Points the JL lemma fits in m dimensions at distortion ε: exp(m (ε²/2 − ε³/3) / 4)."""
-    require(m > 0, "m", "a number of dimensions > 0", m)
-    require(0 < eps < 1, "eps", "a distortion in (0, 1)", eps)
-    return math.exp(m * (eps**2 / 2 - eps**3 / 3) / 4)
-
-
-def union_epsilon(m: float, n: float) -> float:
-    """|cos| bound for n random unit vectors in R^m by the union bound: ε = 2 √(ln n / m).
-
-    The inverse of "about exp(m ε²/4) random unit vectors fit with every |cos| ≤ ε"
-    (references.md). Values ≥ 1 are vacuous (every |cos| is ≤ 1).
-
-    Raises:
-        ConfigError: if m ≤ 0 or n < 1.
-    """
-    _check_mn(m, n)
-    return 2 * math.sqrt(math.log(n) / m)
-
-
-def union_capacity(m: float, eps: float) -> float:
-    """Random unit vectors that fit in R^m with every |cos| ≤ ε (union bound): exp(m ε²/4)."""
-    require(m > 0, "m", "a number of dimensions > 0", m)
-    require(eps > 0, "eps", "a cosine bound > 0", eps)
-    return math.exp(m * eps**2 / 4)
-
-
-def welch_bound(m: float, n: float) -> float:
-    """Welch's lower bound on the worst interference: max |cos| ≥ √((n − m) / (m (n − 1))).
-
-    Holds for any n unit vectors in R^m (Welch 1974); 0 when n ≤ m (orthonormal vectors
-    exist). Equality for equiangular tight frames, e.g. 3 vectors at 120° in R².
-
-    Raises:
-        ConfigError: if m ≤ 0 or n < 1.
-    """
-    _check_mn(m, n)
-    if n <= m:
-        return 0.0
-    return math.sqrt((n - m) / (m * (n - 1)))
-
-
-def random_mean_abs_cos(m: float) -> float:
-    """E|cos| between two independent uniformly random unit vectors in R^m.
-
-    Γ(m/2) / (√π Γ((m+1)/2)) ≈ √(2/(π m)) for large m: the typical interference, which
-    does not depend on how many vectors there are. 2/π for m = 2, 1/2 for m = 3.
-    """
-    require(m > 0, "m", "a number of dimensions > 0", m)
-    return math.exp(math.lgamma(m / 2) - math.lgamma((m + 1) / 2)) / math.sqrt(math.pi)
-
-
-def capacity_row(
-    m: int,
-    n: int,
-    sparsity: float,
-    n_represented: int,
-    stats: dict[str, float],
-) -> dict[str, Any]:
-    """One row of the capacity table: measured interference beside the bounds for (m, n).
-
-    Args:
-        m, n: hidden dimensions and input features.
-        sparsity: S (each feature is zero with probability S).
-        n_represented: features with ‖W_i‖ above the threshold.
-        stats: :func:`interference` of the represented features.
-
-    Returns:
-        A dict of the row's numbers and ``sentence``: one line saying how far the
-        worst-case bound is from the measured typical (mean) interference.
-    """
-    jl, union = jl_epsilon(m, n), union_epsilon(m, n)
-    row: dict[str, Any] = {
-        "m": m,
-        "n": n,
-        "sparsity": sparsity,
-        "represented": n_represented,
-        "features_per_dim": n_represented / m,
-        **stats,
-        "random_mean_abs_cos": random_mean_abs_cos(m),
-        "jl_epsilon": jl,
-        "jl_min_m": 24 * math.log(n),
-        "union_epsilon": union,
-        "welch_bound": welch_bound(m, n),
-    }
-    row["sentence"] = capacity_sentence(row)
-    return row
-
-
-def capacity_sentence(row: dict[str, Any]) -> str:
-    """The one-line reading of a :func:`capacity_row`."""
-    m, n, k = row["m"], row["n"], row["represented"]
-    mean, mx, pos = row["mean_abs_cos"], row["max_abs_cos"], row["max_pos_cos"]
-    head = f"m={m}, n={n}, S={row['sparsity']:g}: {k} of {n} features represented ({k / m:.2g}/dim)"
-    if not math.isfinite(mean):
-        return head + "; fewer than 2 represented, so no interference to compare with the bounds."
-    head += f", mean |cos| {mean:.3f} (max {mx:.2f}, max positive {pos:.2f})"
-    jl, union = row["jl_epsilon"], row["union_epsilon"]
-    jl_text = (
-        f"JL is vacuous (any ε < 1 needs m ≥ 24 ln n = {row['jl_min_m']:.0f})"
-        if not math.isfinite(jl)
-        else f"JL guarantees ε = {jl:.2f}, {jl / mean:.1f}× the measured mean"
-    )
-    union_text = f"the union bound guarantees ε = {union:.2f}" + (
-        " (vacuous, ≥ 1)" if union >= 1 else ""
-    )
-    return (
-        f"{head}. {jl_text}; {union_text}, {union / mean:.1f}× the measured mean |cos|; "
-        f"Welch forces max |cos| ≥ {row['welch_bound']:.3f} for {n} vectors."
-    )
-
-
 # ---- findings of trained weights (the run's tables) ------------------------------------------
 
 
@@ -316,6 +157,89 @@ def _phase(name: str, dim: float) -> str:
     if name == NOT_REPRESENTED:
         return NOT_REPRESENTED
     return "dedicated" if dim >= 0.9 else "superposition"
+
+
+def _common(
+    k: int,
+    replicas: int,
+    densities: Float[Tensor, " instances"],
+    importances: Float[Tensor, "instances n"],
+) -> dict[str, Any]:
+    """The columns every table row of instance ``k`` starts with."""
+    return {
+        "instance": k,
+        "cell": k // replicas,
+        "density": float(densities[k]),
+        "relative_importance": float(importances[k, -1] / importances[k, 0]),
+    }
+
+
+def _instance_row(
+    common: dict[str, Any],
+    m: int,
+    rep: Bool[Tensor, " n"],
+    stats: dict[str, float],
+    *,
+    replica: int,
+    dstar: float,
+    loss: float,
+    last_feature_phase: str,
+) -> dict[str, Any]:
+    """One row of the ``instances`` table (``rep``: the represented features)."""
+    dens = common["density"]
+    return {
+        **common,
+        "replica": replica,
+        "sparsity": 1 - dens,
+        "inv_density": 1 / dens,
+        "dstar": dstar,
+        "loss": loss,
+        "represented": int(rep.sum()),
+        "superposition": bool(rep.sum() > m),
+        "last_feature_phase": last_feature_phase,
+        **stats,
+    }
+
+
+def _feature_rows(
+    common: dict[str, Any],
+    W: Float[Tensor, "m n"],
+    b: Float[Tensor, " n"],
+    importances: Float[Tensor, " n"],
+    norms: Float[Tensor, " n"],
+    dims: Float[Tensor, " n"],
+    classes: np.ndarray,
+) -> list[dict[str, Any]]:
+    """The ``features`` rows of one instance: importance, ‖W_i‖, D_i, polytope, bias and
+    the column ``w0..w{m-1}``."""
+    m, n = W.shape
+    rows = []
+    for j in range(n):
+        row = {
+            **common,
+            "feature": j,
+            "importance": float(importances[j]),
+            "norm": float(norms[j]),
+            "dim": float(dims[j]),
+            "polytope": str(classes[j]),
+            "bias": float(b[j]),
+        }
+        row.update({f"w{r}": float(W[r, j]) for r in range(m)})
+        rows.append(row)
+    return rows
+
+
+def _gram_table(G: Float[Tensor, "instances n n"]) -> pd.DataFrame:
+    """The Gram matrices as a long table: instance, i, j (int32) and WᵀW[i, j] (float32)."""
+    k, i, j = np.indices(G.shape).reshape(3, -1)  # instance-major, like the values
+    return pd.DataFrame(
+        {
+            "instance": k.astype("int32"),
+            "i": i.astype("int32"),
+            "j": j.astype("int32"),
+            "value": rearrange(G, "k i j -> (k i j)").numpy().astype("float32"),
+        }
+    )
 
 
 def weight_tables(
@@ -345,65 +269,37 @@ def weight_tables(
         ``features`` (one row per instance and feature: importance, ‖W_i‖, D_i,
         polytope, bias, the column ``w0..w{m-1}``),
         ``gram`` (instance, i, j, WᵀW[i, j] in float32) and ``capacity`` (one
-        :func:`capacity_row` per instance).
+        :func:`~.bounds.capacity_row` per instance).
     """
     ni, m, n = W.shape
     norms, dims = feature_norms(W), feature_dimensionality(W)
-    dstar, G = dimensions_per_feature(W), gram(W)
-    classes = classify(dims, norms, threshold)
+    dstar, classes = dimensions_per_feature(W), classify(dims, norms, threshold)
     inst, feats, caps = [], [], []
     for k in range(ni):
         rep = norms[k] > threshold
         stats = interference(W[k], rep)
-        dens = float(densities[k])
-        common = {
-            "instance": k,
-            "cell": k // replicas,
-            "density": dens,
-            "relative_importance": float(importances[k, -1] / importances[k, 0]),
-        }
+        common = _common(k, replicas, densities, importances)
+        phase = _phase(classes[k, -1], float(dims[k, -1]))
         inst.append(
-            {
-                **common,
-                "replica": k % replicas,
-                "sparsity": 1 - dens,
-                "inv_density": 1 / dens,
-                "dstar": float(dstar[k]),
-                "loss": float(losses[k]),
-                "represented": int(rep.sum()),
-                "superposition": bool(rep.sum() > m),
-                "last_feature_phase": _phase(classes[k, -1], float(dims[k, -1])),
-                **stats,
-            }
+            _instance_row(
+                common,
+                m,
+                rep,
+                stats,
+                replica=k % replicas,
+                dstar=float(dstar[k]),
+                loss=float(losses[k]),
+                last_feature_phase=phase,
+            )
         )
-        for j in range(n):
-            row = {
-                **common,
-                "feature": j,
-                "importance": float(importances[k, j]),
-                "norm": float(norms[k, j]),
-                "dim": float(dims[k, j]),
-                "polytope": str(classes[k, j]),
-                "bias": float(b[k, j]),
-            }
-            row.update({f"w{r}": float(W[k, r, j]) for r in range(m)})
-            feats.append(row)
-        caps.append({**common, **capacity_row(m, n, 1 - dens, int(rep.sum()), stats)})
-    ii, jj = np.meshgrid(np.arange(n), np.arange(n), indexing="ij")
-    grams = pd.DataFrame(
-        {
-            "instance": np.repeat(np.arange(ni), n * n).astype("int32"),
-            "i": np.tile(ii.reshape(-1), ni).astype("int32"),
-            "j": np.tile(jj.reshape(-1), ni).astype("int32"),
-            "value": G.reshape(-1).numpy().astype("float32"),
-        }
-    )
+        feats += _feature_rows(common, W[k], b[k], importances[k], norms[k], dims[k], classes[k])
+        caps.append({**common, **capacity_row(m, n, 1 - common["density"], int(rep.sum()), stats)})
     inst_df = pd.DataFrame(inst)
     inst_df["best"] = inst_df.index.isin(inst_df.groupby("cell")["loss"].idxmin())
     return {
         "instances": inst_df,
         "features": pd.DataFrame(feats),
-        "gram": grams,
+        "gram": _gram_table(gram(W)),
         "capacity": pd.DataFrame(caps),
     }
 

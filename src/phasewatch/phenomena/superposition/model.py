@@ -1,11 +1,12 @@
-"""The toy model of superposition, its data distribution and its fused losses.
+"""The toy model of superposition and its fused losses.
 
-Elhage et al. 2022, "Toy Models of Superposition": x' = ReLU(WᵀWx + b) for many
-instances at once along a leading instance dimension, features x_i ~ U[0, 1) with
-probability 1 − S, the importance-weighted squared error, and its closed-form gradient
-(:class:`FusedToyLoss`; :class:`GramToyLoss`, the same in feature-major layout, for
-batched seeds with small n).
-The phenomenon (config, task, presets) is :mod:`phasewatch.phenomena.superposition`.
+Elhage et al. 2022, "Toy Models of Superposition" (§"Demonstrating Superposition"):
+x' = ReLU(WᵀWx + b) for many instances at once along a leading instance dimension, the
+importance-weighted squared error, and its closed-form gradient (:class:`FusedToyLoss`;
+:class:`GramToyLoss`, the same in feature-major layout, for batched seeds with small n).
+These run on every training step (the hot path): their reshapes and transposes stay
+plain torch calls with shape comments. The data are in :mod:`.data`; the phenomenon is
+:mod:`phasewatch.phenomena.superposition`.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from __future__ import annotations
 import math
 from typing import Any
 
-import numpy as np
 import torch
 from jaxtyping import Float
 from torch import Tensor, nn
@@ -30,28 +30,6 @@ def default_init_std(m: int, n: int, instances: int) -> float:
 _CHUNK_FLOATS = 1 << 19  # activations per chunk of the fused loss (2 MB in float32)
 
 
-def data_rng(seed: int, step: int | None) -> np.random.Generator:
-    """The random stream of training update ``step`` (or, for None, of the eval batch):
-    a PCG64 generator seeded from (seed, step) alone, so a resumed run sees the same data.
-    (numpy's PCG64 draws float32 about twice as fast as torch's CPU generator, and drawing
-    is the largest cost of a step at n = 200.)"""
-    return np.random.default_rng([1, seed, step] if step is not None else [2, seed])
-
-
-def sample_features(
-    densities: Float[Tensor, " instances"], n: int, batch: int, rng: np.random.Generator
-) -> Float[Tensor, "instances batch n"]:
-    """A batch from the paper's distribution: x_i ~ U[0, 1) with probability p, else 0.
-
-    One uniform draw u per entry does both jobs: the feature is active when u < p, and
-    then 1 − u/p is Uniform(0, 1] — the same distribution as separate mask and value
-    draws, at half the random numbers; x = max(0, 1 − u/p) is two in-place passes.
-    """
-    neg_inv_p = (-1.0 / densities.to(torch.float32).cpu())[:, None, None]  # (I, 1, 1)
-    u = torch.from_numpy(rng.random((len(densities), batch, n), dtype=np.float32))  # (I, B, n)
-    return u.mul_(neg_inv_p).add_(1.0).clamp_(min=0.0)
-
-
 class ToyModel(nn.Module):
     """x' = ReLU(WᵀWx + b) for many instances at once.
 
@@ -62,7 +40,14 @@ class ToyModel(nn.Module):
     m) = Wx and ``hook_out`` (instances, batch, n) = x'.
     """
 
-    def __init__(self, instances: int, n: int, m: int, init_std: float, generator=None) -> None:
+    def __init__(
+        self,
+        instances: int,
+        n: int,
+        m: int,
+        init_std: float,
+        generator: torch.Generator | None = None,
+    ) -> None:
         super().__init__()
         W = torch.randn((instances, m, n), generator=generator) * init_std
         self.W = nn.Parameter(W)
@@ -71,6 +56,7 @@ class ToyModel(nn.Module):
         self.hook_out = HookPoint()
 
     def forward(self, x: Float[Tensor, "instances batch n"]) -> Float[Tensor, "instances batch n"]:
+        """x' = ReLU(WᵀWx + b) for every instance, firing ``hook_hidden`` and ``hook_out``."""
         h = self.hook_hidden(torch.bmm(x, self.W.transpose(1, 2)))  # (I, B, m)
         return self.hook_out(torch.relu(torch.baddbmm(self.b[:, None, :], h, self.W)))
 
@@ -104,6 +90,7 @@ class FusedToyLoss(torch.autograd.Function):
         importances: Float[Tensor, "instances n"],
         chunk: int = 0,
     ) -> Float[Tensor, " instances"]:
+        """Per-instance loss; saves ∂L/∂W and ∂L/∂b for :meth:`backward`."""
         ni, B, n = x.shape
         chunk = chunk or max(1, _CHUNK_FLOATS // (ni * n))
         Wt, bias = W.transpose(1, 2), b[:, None, :]
@@ -125,7 +112,10 @@ class FusedToyLoss(torch.autograd.Function):
         return loss
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[None, Tensor, Tensor, None, None]:
+    def backward(
+        ctx: Any, grad: Float[Tensor, " instances"]
+    ) -> tuple[None, Tensor, Tensor, None, None]:
+        """The saved gradients scaled by each instance's incoming gradient (for W, b)."""
         dW, db = ctx.saved_tensors
         return None, dW * grad[:, None, None], db * grad[:, None], None, None
 
@@ -169,6 +159,7 @@ class GramToyLoss(torch.autograd.Function):
         fill: Fill,
         batch: int,
     ) -> Float[Tensor, " instances"]:
+        """Per-instance loss; saves ∂L/∂W and ∂L/∂b for :meth:`backward`."""
         ni, _, n = W.shape
         chunk = max(1, _GRAM_CHUNK_FLOATS // (n * batch))
         G = torch.bmm(W.transpose(1, 2), W)  # (I, n, n)
@@ -191,6 +182,9 @@ class GramToyLoss(torch.autograd.Function):
         return torch.linalg.vecdot(rr, s) / 2
 
     @staticmethod
-    def backward(ctx: Any, grad: Tensor) -> tuple[Tensor, Tensor, None, None, None]:
+    def backward(
+        ctx: Any, grad: Float[Tensor, " instances"]
+    ) -> tuple[Tensor, Tensor, None, None, None]:
+        """The saved gradients scaled by each instance's incoming gradient (for W, b)."""
         dW, db = ctx.saved_tensors
         return dW * grad[:, None, None], db * grad[:, None], None, None, None

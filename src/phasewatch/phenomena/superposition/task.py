@@ -1,5 +1,6 @@
-"""One seed of a superposition run: its config, the task (model, data, measures) and a
-store-free training loop (:func:`fit`).
+"""One seed of a superposition run: the toy model, its data and its measures
+(:class:`SuperpositionTask`), the batched-seeds data and a store-free training loop
+(:func:`fit`).
 
 See :mod:`phasewatch.phenomena.superposition` for the phenomenon, its metrics and presets.
 """
@@ -7,119 +8,26 @@ See :mod:`phasewatch.phenomena.superposition` for the phenomenon, its metrics an
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 import torch
+from einops import rearrange
 from jaxtyping import Float
 from torch import Tensor
 
-from phasewatch.config import TrainConfig, require
+from phasewatch.config import TrainConfig
 from phasewatch.phenomena.superposition import geometry as geo
+from phasewatch.phenomena.superposition.config import SuperpositionConfig
+from phasewatch.phenomena.superposition.data import data_rng, sample_features
 from phasewatch.phenomena.superposition.model import (
     FusedToyLoss,
     GramToyLoss,
     ToyModel,
-    data_rng,
     default_init_std,
     gram_is_cheaper,
-    sample_features,
     weighted_mse,
 )
 from phasewatch.training.trainer import learning_rate, make_optimizer
-
-
-@dataclass(frozen=True)
-class SuperpositionConfig:
-    """Toy model, data distribution and instance grid of a superposition run.
-
-    Attributes:
-        n: number of input features (the paper's n), an integer >= 1.
-        m: hidden dimensions (the paper's m), >= 1; m >= n is allowed (no superposition).
-        n_densities: density levels, log-spaced from density_max down to density_min.
-        density_max: highest feature density 1 − S, in (0, 1].
-        density_min: lowest feature density 1 − S, in (0, density_max].
-        importance_decay: feature importance I_i = importance_decay**i, > 0 (1 = uniform).
-        n_importances: > 1 makes an importance × density grid: the last feature's importance
-            relative to I_0 runs log-spaced from importance_min to importance_max.
-        importance_min: lowest relative importance of the last feature (grid only), > 0.
-        importance_max: highest relative importance of the last feature (grid only).
-        replicas: independently initialised copies of every grid cell; tables and report
-            keep the lowest-loss one (gradient descent can stall in a local minimum).
-        batch: examples per step, fresh every step (the paper: 1,024).
-        init_std: std of W's initial entries; 0 = the authors' notebook's effective
-            Xavier std sqrt(2 / (m (n + instances))).
-        norm_threshold: a feature is represented when its column norm ‖W_i‖ exceeds this.
-    """
-
-    n: int = 5
-    m: int = 2
-    n_densities: int = 10
-    density_max: float = 1.0
-    density_min: float = 0.05
-    importance_decay: float = 0.9
-    n_importances: int = 1
-    importance_min: float = 0.1
-    importance_max: float = 10.0
-    replicas: int = 1
-    batch: int = 1024
-    init_std: float = 0.0
-    norm_threshold: float = 0.5
-
-    def __post_init__(self) -> None:
-        for name in ("n", "m", "n_densities", "n_importances", "replicas", "batch"):
-            v = getattr(self, name)
-            require(isinstance(v, int) and v >= 1, name, "an integer >= 1", v)
-        require(0 < self.density_max <= 1, "density_max", "a float in (0, 1]", self.density_max)
-        require(
-            0 < self.density_min <= self.density_max,
-            "density_min",
-            f"a float in (0, density_max={self.density_max:g}]",
-            self.density_min,
-        )
-        require(
-            self.importance_decay > 0,
-            "importance_decay",
-            "a float > 0 (importances must be positive)",
-            self.importance_decay,
-        )
-        require(self.importance_min > 0, "importance_min", "a float > 0", self.importance_min)
-        require(
-            self.importance_max >= self.importance_min,
-            "importance_max",
-            f"a float >= importance_min={self.importance_min:g}",
-            self.importance_max,
-        )
-        require(self.init_std >= 0, "init_std", "a float >= 0 (0 = notebook Xavier)", self.init_std)
-        require(self.norm_threshold > 0, "norm_threshold", "a float > 0", self.norm_threshold)
-
-    @property
-    def instances(self) -> int:
-        """Models trained side by side: n_importances × n_densities × replicas."""
-        return self.n_importances * self.n_densities * self.replicas
-
-    def density_levels(self) -> Float[Tensor, " d"]:
-        """The density levels, log-spaced from density_max to density_min (float64)."""
-        t = torch.linspace(0, 1, self.n_densities, dtype=torch.float64)
-        return self.density_max * (self.density_min / self.density_max) ** t
-
-    def relative_importance_levels(self) -> Float[Tensor, " a"]:
-        """The last feature's relative importance levels (just 1.0 without a grid)."""
-        if self.n_importances == 1:
-            return torch.ones(1, dtype=torch.float64)
-        t = torch.linspace(0, 1, self.n_importances, dtype=torch.float64)
-        return self.importance_min * (self.importance_max / self.importance_min) ** t
-
-    def grid(self) -> tuple[Float[Tensor, " instances"], Float[Tensor, "instances n"]]:
-        """Per-instance density and importances; instance k = (a · n_densities + d) ·
-        replicas + r for importance level a, density level d and replica r."""
-        dens = self.density_levels().repeat(self.n_importances)  # (cells,)
-        base = self.importance_decay ** torch.arange(self.n, dtype=torch.float64)  # (n,)
-        imp = base.repeat(len(dens), 1)  # (cells, n)
-        if self.n_importances > 1:
-            rel = self.relative_importance_levels().repeat_interleave(self.n_densities)
-            imp[:, -1] = rel * base[0]
-        return dens.repeat_interleave(self.replicas), imp.repeat_interleave(self.replicas, 0)
 
 
 class SuperpositionTask:
@@ -165,6 +73,8 @@ class SuperpositionTask:
 
     @classmethod
     def from_config(cls, cfg: SuperpositionConfig, train: TrainConfig) -> SuperpositionTask:
+        """The task of ``cfg``'s instance grid (:meth:`SuperpositionConfig.grid`) with the
+        seed and device of ``train``."""
         dens, imp = cfg.grid()
         return cls(
             dens,
@@ -192,10 +102,12 @@ class SuperpositionTask:
             self._eval_x = x.repeat_interleave(r, dim=0).to(self.dev)
         return self._eval_x
 
-    def instance_losses(self, x: Tensor) -> Float[Tensor, " instances"]:
+    def instance_losses(self, x: Float[Tensor, "instances batch n"]) -> Float[Tensor, " instances"]:
+        """Per-instance importance-weighted squared error of ``x`` (autograd path; hook
+        points fire): batch mean of Σ_i I_i (x_i − x'_i)² (Elhage et al. 2022)."""
         return weighted_mse(self.model(x), x, self.importances)
 
-    def train_loss(self, step: int) -> Tensor:
+    def train_loss(self, step: int) -> Float[Tensor, ""]:
         """Total loss (sum over instances) on step's batch; its backward is the fused
         closed-form gradient of :class:`FusedToyLoss` (same maths as autograd)."""
         x = self.batch_at(step)
@@ -209,7 +121,7 @@ class SuperpositionTask:
         ``W`` (K, instances, m, n) and ``b`` (K, instances, n). The members' instances are
         concatenated into one instance dimension, each member's batch from its own seed
         (the same numbers as :meth:`batch_at`). For small n on the CPU
-        (:func:`~.superposition_model.gram_is_cheaper`) the loss is :class:`GramToyLoss`,
+        (:func:`~.model.gram_is_cheaper`) the loss is :class:`GramToyLoss`,
         with the data drawn chunk by chunk; otherwise :class:`FusedToyLoss` on the
         concatenated batch. Only float rounding differs from a single member's run."""
         W, b = params["W"], params["b"]
@@ -229,6 +141,10 @@ class SuperpositionTask:
 
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
+        """The metrics of one eval step on the fixed eval batch (keys in the package
+        docstring): total and per-instance loss, D*, represented features, every feature's
+        dimensionality D_i (``dim/<k·n + j>``) and the share at a paper fraction
+        (Elhage et al. 2022, §"The Geometry of Superposition")."""
         losses = self.instance_losses(self.eval_batch()).double().cpu()
         W = self.weights()
         norms = geo.feature_norms(W)  # (I, n)
@@ -246,7 +162,8 @@ class SuperpositionTask:
             out[f"loss/{k}"] = float(losses[k])
             out[f"dstar/{k}"] = float(dstar[k])
             out[f"represented/{k}"] = float(rep[k].sum())
-        out.update({f"dim/{i}": v for i, v in enumerate(dims.reshape(-1).tolist())})
+        flat = rearrange(dims, "k j -> (k j)")  # instance-major: index k·n + j
+        out.update({f"dim/{i}": v for i, v in enumerate(flat.tolist())})
         return out
 
 

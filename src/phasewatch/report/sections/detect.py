@@ -57,6 +57,8 @@ def tau_figure(ews: pd.DataFrame, block: dict, indicator: str) -> go.Figure:
 
 @section("*")
 def detect_section(run: RunDir) -> list[str]:
+    """The transitions and early-warnings section (HTML fragments) from the ``detect``
+    block of ``events.json``; empty if the run was never analysed."""
     block = run.events().get("detect")
     if not block:
         return []

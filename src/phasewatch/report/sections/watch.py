@@ -14,6 +14,12 @@ from phasewatch.store import RunDir
 
 @section("watch")
 def watch_section(run: RunDir) -> list[str]:
+    """HTML parts of the section: signals and cadence, overhead, disabled signals, problems,
+    early warnings; none for a run without a ``watch`` block (not a watched run).
+
+    Args:
+        run: the run directory (only its events.json is read).
+    """
     block = run.events().get("watch")
     if not block:
         return []

@@ -1,6 +1,7 @@
-"""The induction-heads model: an attention-only transformer with optional pre-LayerNorm,
-its fast training forward pass and the next-token loss. The phenomenon is
-:mod:`phasewatch.phenomena.induction`.
+"""A pre-LayerNorm variant of :class:`~phasewatch.models.Transformer` and its fast forward.
+
+Used by the induction-heads phenomenon (attention-only, Olsson et al. 2022) and the base64
+ladder (with MLPs; exported to Hugging Face format by :mod:`phasewatch.models.hf`).
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ import torch.nn.functional as F
 from jaxtyping import Float, Int
 from torch import Tensor
 
-from phasewatch.models import Transformer, TransformerConfig
+from phasewatch.models.transformer import Transformer, TransformerConfig
 
 
 class NormedTransformer(Transformer):
@@ -31,6 +32,8 @@ class NormedTransformer(Transformer):
         self.layernorm = layernorm
 
     def normalize(self, x: Float[Tensor, "... d_model"]) -> Float[Tensor, "... d_model"]:
+        """LayerNorm over ``d_model`` without gain or bias (eps 1e-5) if ``layernorm``, else
+        the identity."""
         return F.layer_norm(x, x.shape[-1:]) if self.layernorm else x
 
     def forward(self, tokens: Int[Tensor, "batch pos"]) -> Float[Tensor, "batch pos d_vocab_out"]:
@@ -55,6 +58,15 @@ def fast_logits(
     (``scaled_dot_product_attention``) is faster still but has no double backward, which
     the Hessian signal's Hessian-vector products need. Use ``model(tokens)`` with
     :func:`~phasewatch.models.run_with_cache` for activations.
+
+    This is the training hot path, so the head split stays a plain ``reshape``/``view``.
+
+    Args:
+        model: the transformer (any number of layers, with or without MLPs).
+        tokens: token ids, shape (batch, pos), ``pos <= n_ctx``.
+
+    Returns:
+        Logits, shape (batch, pos, d_vocab_out).
     """
     t = tokens.shape[1]
     mask = torch.full((t, t), float("-inf"), device=tokens.device).triu(1)  # (T, T)
@@ -72,8 +84,3 @@ def fast_logits(
         if block.mlp is not None:
             x = x + block.mlp(model.normalize(x))
     return model.normalize(x) @ model.unembed.W_U
-
-
-def next_token_loss(logits: Float[Tensor, "batch pos vocab"], tokens: Tensor) -> Tensor:
-    """Mean next-token cross-entropy (nats) over every position and sequence."""
-    return F.cross_entropy(logits[:, :-1].flatten(0, 1), tokens[:, 1:].flatten())
