@@ -1,2 +1,10 @@
-"""The ``phasewatch`` command line (typer): :mod:`.app` is the entry point, one module per
-verb group."""
+"""The ``phasewatch`` command line (typer): :mod:`.app` builds the app, one module per verb
+group (:mod:`.flags`: flags generated from config dataclasses; :mod:`.measure`, :mod:`.detect`, :mod:`.sweep`,
+:mod:`.eval`, :mod:`.superposition`)."""
+
+
+def main() -> None:
+    """The ``phasewatch`` console script (``phasewatch.cli:main``, as before the split)."""
+    from phasewatch.cli.app import main as app_main
+
+    app_main()
