@@ -100,11 +100,25 @@ class NoSettings:
 
 @dataclass(frozen=True)
 class Signal:
-    """A registered signal: its name, function and settings dataclass."""
+    """A registered signal: its name, function and settings dataclass.
+
+    Attributes:
+        name: registry key (``llc``).
+        fn: ``fn(probe, settings, *, generator)`` for a ``checkpoint`` signal, or
+            ``fn(history, settings, *, generator)`` for a ``trajectory`` signal
+            (:mod:`.trajectory`).
+        settings_cls: the frozen settings dataclass.
+        kind: ``checkpoint`` (one checkpoint) or ``trajectory`` (what the run logged up
+            to the step).
+        needs: per-checkpoint signals whose tables a trajectory signal reads; they are
+            measured first on the same checkpoints.
+    """
 
     name: str
-    fn: SignalFn
+    fn: Any
     settings_cls: type
+    kind: str = "checkpoint"
+    needs: tuple[str, ...] = ()
 
     def settings(self, value: Any = None) -> Any:
         """``value`` as this signal's settings: None → defaults, a dict → validated fields.
@@ -120,12 +134,13 @@ class Signal:
             raise TypeError(f"{self.name}: settings must be {self.settings_cls.__name__}")
         return value
 
-    def run(self, probe: Probe, settings: Any, *, generator: torch.Generator) -> Measurement:
+    def run(self, probe: Any, settings: Any, *, generator: torch.Generator) -> Measurement:
         """Measure ``probe`` with ``settings``; a plain dict result becomes a
         :class:`Measurement` of those values.
 
         Args:
-            probe: the model at one step, its loss and probe size.
+            probe: the model at one step, its loss and probe size (a :class:`Probe`), or
+                for a trajectory signal the run's :class:`~.trajectory.History` up to it.
             settings: this signal's settings object (see :meth:`settings`).
             generator: the only source of randomness (keyword-only, for reproducibility).
         """
@@ -141,10 +156,21 @@ def signal(name: str, *, settings: type = NoSettings) -> Callable[[SignalFn], Si
 
     def register(fn: SignalFn) -> SignalFn:
         """Add ``fn`` to the registry under ``name`` and return it unchanged."""
-        _REGISTRY[name] = Signal(name, fn, settings)
+        register_signal(Signal(name, fn, settings))
         return fn
 
     return register
+
+
+def register_signal(spec: Signal) -> Signal:
+    """Add ``spec`` to the registry (replacing a signal of the same name).
+
+    Raises:
+        ConfigError: if ``spec.kind`` is not ``checkpoint`` or ``trajectory``.
+    """
+    require_choice("kind", spec.kind, ("checkpoint", "trajectory"))
+    _REGISTRY[spec.name] = spec
+    return spec
 
 
 def names() -> list[str]:
