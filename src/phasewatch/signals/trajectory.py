@@ -134,6 +134,7 @@ def trajectory(
     measures them first on the same checkpoints)."""
 
     def register(fn: TrajectoryFn) -> TrajectoryFn:
+        """Add ``fn`` to the registry under ``name`` and return it unchanged."""
         register_signal(Signal(name, fn, settings, kind="trajectory", needs=needs))
         return fn
 
