@@ -32,6 +32,9 @@ def require_choice(field: str, value: Any, choices: Iterable[Any]) -> None:
     require(value in choices, field, ", ".join(map(str, choices)), value)
 
 
+OPTIMIZERS = ("adamw", "sgd")
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """The training loop's settings, common to all phenomena.
@@ -39,8 +42,11 @@ class TrainConfig:
     Attributes:
         seed: seeds data generation and initialisation (any integer >= 0).
         steps: number of optimiser updates.
-        lr: peak learning rate of AdamW.
-        weight_decay: AdamW's decoupled weight decay (applied to every parameter).
+        optimizer: ``adamw`` (default) or ``sgd`` (plain gradient descent, no momentum:
+            the gradient-flow setting of Saxe et al. 2014; betas are then unused).
+        lr: peak learning rate.
+        weight_decay: decoupled weight decay of AdamW, or SGD's L2 weight decay (applied
+            to every parameter).
         beta1, beta2: AdamW's moment coefficients.
         warmup_steps: linear warm-up of the learning rate over the first steps (0 = none).
         eval_every: cadence, in steps, of metrics (loss, accuracy, progress measures).
@@ -51,6 +57,7 @@ class TrainConfig:
 
     seed: int = 0
     steps: int = 10_000
+    optimizer: str = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1.0
     beta1: float = 0.9
@@ -64,6 +71,7 @@ class TrainConfig:
     def __post_init__(self) -> None:
         require(self.seed >= 0, "seed", "an integer >= 0", self.seed)
         require(self.steps >= 1, "steps", "an integer >= 1", self.steps)
+        require_choice("optimizer", self.optimizer, OPTIMIZERS)
         require(self.lr > 0, "lr", "a float > 0", self.lr)
         require(self.weight_decay >= 0, "weight_decay", "a float >= 0", self.weight_decay)
         for name in ("beta1", "beta2"):

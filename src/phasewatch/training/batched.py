@@ -55,8 +55,9 @@ def can_batch(phen: Any) -> bool:
 def batch_key(phen: Any, cfg: dict[str, Any]) -> str | None:
     """A string equal for run configs (``config.json`` dicts) that can share a batch: equal
     in every field except :data:`TRAIN_FIELDS` and ``phen.batch_fields``; None if the
-    phenomenon cannot batch."""
-    if not can_batch(phen):
+    phenomenon cannot batch (or the run trains with an optimiser other than AdamW, the one
+    the batched path implements)."""
+    if not can_batch(phen) or cfg["train"].get("optimizer", "adamw") != "adamw":
         return None
     free = set(TRAIN_FIELDS) | set(phen.batch_fields)
     task = {k: v for k, v in cfg["task"].items() if k not in free}

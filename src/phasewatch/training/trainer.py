@@ -22,9 +22,12 @@ from phasewatch.training.progress import progress_bar
 from phasewatch.training.task import Task
 
 
-def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.AdamW:
-    """AdamW over every parameter (weight decay included on biases and embeddings, as in
-    Nanda et al. 2023); the fused kernel where the device supports it."""
+def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    """``cfg.optimizer`` over every parameter (weight decay included on biases and
+    embeddings, as in Nanda et al. 2023): AdamW, the fused kernel where the device supports
+    it; or plain SGD (no momentum)."""
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     kwargs: dict[str, Any] = dict(
         lr=cfg.lr, weight_decay=cfg.weight_decay, betas=(cfg.beta1, cfg.beta2)
     )
