@@ -33,6 +33,12 @@ Presets:
         12 min for the run (the jump at ~9 min).
     olsson-1layer: the same with one layer, the control: no induction heads, no jump
         (prefix matching <= 0.025, ICL score >= -0.22 nats; 8 min).
+    olsson-2layer-norepeat: olsson-2layer on sequences whose span is written once
+        (``repeats=1``): the same model, optimiser and budget with nothing to copy in
+        training (the null run of the forecasting benchmark).
+    cpu-3x: closer to the public CPU-scale run: the 16-token span repeated three times,
+        no LayerNorm, AdamW weight decay 1 (README "Other phenomena" gives where its
+        phase change lands next to olsson-2layer's).
 
 Code: the config in :mod:`.config`, the data in :mod:`.data`, one seed's task (model,
 loss, per-eval measures) in :mod:`.task`, the head scores in :mod:`.scores` and the
@@ -43,6 +49,7 @@ registration.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from torch import Tensor
@@ -106,6 +113,18 @@ class Induction:
             task=InductionConfig(n_layers=1),
             train=_OLSSON_TRAIN,
             description="the 1-layer control of olsson-2layer: no induction heads, no ICL jump",
+        ),
+        "olsson-2layer-norepeat": Preset(
+            task=InductionConfig(repeats=1),
+            train=_OLSSON_TRAIN,
+            description="olsson-2layer on sequences whose span is written once: nothing to "
+            "copy (null run)",
+        ),
+        "cpu-3x": Preset(
+            task=InductionConfig(repeats=3, n_ctx=85, layernorm=False),
+            train=dataclasses.replace(_OLSSON_TRAIN, weight_decay=1.0),
+            description="the public CPU-scale run: 16-token span repeated 3 times, no "
+            "LayerNorm, AdamW wd 1, 4.5k steps",
         ),
     }
 

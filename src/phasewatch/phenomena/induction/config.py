@@ -22,7 +22,8 @@ class InductionConfig:
         vocab: vocabulary size (tokens), >= span_len.
         n_ctx: context length (tokens), >= span_len * repeats.
         span_len: length (tokens) of the random span that repeats in each sequence.
-        repeats: occurrences of the span per sequence (>= 2).
+        repeats: occurrences of the span per sequence (>= 1; 1 = written once, nothing to
+            copy: the null run of the forecasting benchmark).
         markov_concentration: Dirichlet concentration of the bigram chain's rows (markov
             source; smaller = more predictable text).
         batch_size: sequences per training step (fresh every step).
@@ -51,7 +52,7 @@ class InductionConfig:
     def __post_init__(self) -> None:
         require_choice("source", self.source, SOURCES)
         require(self.span_len >= 1, "span_len", "an integer >= 1", self.span_len)
-        require(self.repeats >= 2, "repeats", "an integer >= 2", self.repeats)
+        require(self.repeats >= 1, "repeats", "an integer >= 1", self.repeats)
         require(
             self.vocab >= max(2, self.span_len),
             "vocab",
