@@ -1,6 +1,6 @@
 """The ``phasewatch`` command line (typer): :mod:`.app` builds the app, one module per verb
-group (:mod:`.flags`: flags generated from config dataclasses; :mod:`.measure`, :mod:`.detect`, :mod:`.sweep`,
-:mod:`.eval`, :mod:`.superposition`)."""
+group (:mod:`.measure`, :mod:`.detect`, :mod:`.sweep`, :mod:`.forecast`, :mod:`.eval`,
+:mod:`.superposition`); :mod:`.flags` generates flags from config dataclasses."""
 
 
 def main() -> None:
