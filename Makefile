@@ -10,7 +10,7 @@ $(STAMP): pyproject.toml constraints.txt
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -c constraints.txt torch==2.13.0
-	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,evals,hf,lightning]'
+	$(PY) -m pip install --quiet -c constraints.txt -e '.[dev,ray,evals,hf,lightning,import,tl]'
 	touch $(STAMP)
 
 setup: $(STAMP)

@@ -1,15 +1,17 @@
-"""Seconds per checkpoint of each developmental signal on the grokking ``quick`` model.
+"""CPU seconds per measured point of every registered signal, on the grokking ``small`` and
+``nanda2023`` models and the induction ``olsson-2layer`` model (and any other
+``phenomenon:preset`` given), as a multiple of one training step of that model.
 
-Builds the quick preset's task (p = 59, 1,044 training pairs, 212,864 parameters), loads a
-checkpoint of ``--run`` (or keeps the initial weights), and times each signal at its
-default settings on one probe, plus one full-batch AdamW training step. Prints seconds per
-checkpoint, the multiple of a training step, the total, the LLC target (≤ 10 s), and the
-cost of measuring a whole default run every 5th checkpoint against its training time.
+Per-checkpoint signals run on the preset's probe at its initial weights (the cost does
+not depend on the weights, except that a diverged LLC chain stops early). Trajectory
+signals run at one step of a history of ``--history`` checkpoints (every 100 steps): the
+per-sample loss table of the ``samples`` signal measured at slightly perturbed copies of
+the weights, a training-loss curve of 256 points (every 10 steps) and the perturbed
+checkpoints themselves. A signal that costs more than 20 training steps per point is
+flagged (``> 20``), as the README's cost table says.
 
-The probe gets per-sample losses here (the grokking task's cross-entropy per pair), so the
-gradient noise scale is timed too.
-
-    python bench/signals.py [--run runs/grokking-quick-...] [--step 5000] [--threads 2]
+    python bench/signals.py [--models grokking:small,grokking:nanda2023,induction:olsson-2layer]
+                            [--signals llc,dmd,...] [--threads 1] [--history 24]
 """
 
 from __future__ import annotations
@@ -19,99 +21,119 @@ import os
 import platform
 import time
 
+import numpy as np
+import pandas as pd
 import torch
 
 from phasewatch.phenomena import get
+from phasewatch.signals import base
 from phasewatch.signals import get as get_signal
 from phasewatch.signals.base import step_generator
 from phasewatch.signals.runner import make_probe
-from phasewatch.store import open_run
+from phasewatch.signals.trajectory import History
 from phasewatch.store.env import describe
 from phasewatch.training.trainer import make_optimizer
 
+MODELS = "grokking:small,grokking:nanda2023,induction:olsson-2layer"
 
-def training_step_seconds(task, cfg, steps: int = 20) -> tuple[float, float]:
-    """Wall and CPU seconds of one full-batch AdamW step (mean over ``steps``)."""
+
+def timed(fn) -> tuple[float, float, object]:
+    """Wall and CPU seconds of ``fn()`` and its result."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    out = fn()
+    return time.perf_counter() - t0, time.process_time() - c0, out
+
+
+def training_step_cpu(task, cfg, steps: int = 5) -> float:
+    """CPU seconds of one full-batch training step (mean over ``steps`` after 2 warm-ups)."""
     opt = make_optimizer(task.model, cfg)
     state = {k: v.clone() for k, v in task.model.state_dict().items()}
-    for i in range(steps + 3):
-        if i == 3:
-            t0, c0 = time.perf_counter(), time.process_time()
+    for i in range(steps + 2):
+        if i == 2:
+            c0 = time.process_time()
         loss = task.train_loss(i)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-    dt, dc = (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
     task.model.load_state_dict(state)
-    return dt, dc
+    return (time.process_time() - c0) / steps
+
+
+def history(task, probe, points: int) -> History:
+    """A history of ``points`` checkpoints (every 100 steps): perturbed copies of the weights, the
+    ``samples`` table measured on each, and a synthetic loss curve."""
+    state = {k: v.clone() for k, v in task.model.state_dict().items()}
+    g = torch.Generator().manual_seed(0)
+    ckpts, tables = {}, []
+    spec = get_signal("samples")
+    for i in range(points):
+        s = {k: v + 1e-3 * torch.randn(v.shape, generator=g) for k, v in state.items()}
+        ckpts[i * 100] = s
+        task.model.load_state_dict(s)
+        m = spec.run(probe, spec.settings(), generator=step_generator(0, i))
+        tables.append(m.tables["per_sample_loss"].assign(step=i * 100, settings="bench"))
+    task.model.load_state_dict(state)
+    steps = np.arange(256) * 10  # a logged training-loss curve of 256 points
+    curve = np.exp(-steps / 800) + 0.01 * np.sin(steps / 50)
+    metrics = pd.DataFrame({"step": steps, "key": "train/loss", "value": curve})
+    last = (points - 1) * 100
+    return History(
+        step=last,
+        metrics=metrics[metrics["step"] <= last],
+        tables={"per_sample_loss": pd.concat(tables, ignore_index=True)},
+        checkpoints=tuple(ckpts),
+        loader=lambda s: ckpts[s],
+    )
+
+
+def bench_model(spec: str, names: list[str], points: int) -> None:
+    """Print one table: every signal's seconds per point on the model ``phenomenon:preset``."""
+    phen_name, preset = spec.split(":")
+    phen = get(phen_name)
+    pre = phen.presets[preset]
+    task = phen.build(pre.task, pre.train)
+    train_cpu = training_step_cpu(task, pre.train)
+    state = {k: v.clone() for k, v in task.model.state_dict().items()}
+    probe = make_probe(task, 0, previous=state, previous_step=0)
+    d = sum(p.numel() for p in probe.params())
+    print(f"\n{spec}: n={probe.n}, d={d:,}, one training step {train_cpu:.4f} CPU s")
+    print(f"{'signal':<16}{'kind':<12}{'s/point':>9}{'CPU s':>9}{'x train step':>14}  note")
+    hist = None
+    for name in names:
+        sig = get_signal(name)
+        settings = sig.settings()
+        gen = step_generator(0, 0)
+        if sig.kind == "trajectory":
+            hist = hist or history(task, probe, points)
+        target = hist if sig.kind == "trajectory" else probe
+        try:
+            wall, cpu, m = timed(lambda: sig.run(target, settings, generator=gen))  # noqa: B023
+        except Exception as e:  # a signal that does not apply to this model
+            print(f"{name:<16}{sig.kind:<12}{'-':>9}{'-':>9}{'-':>14}  {type(e).__name__}: {e}")
+            continue
+        task.model.load_state_dict(state)
+        ratio = cpu / train_cpu
+        flag = "> 20 training steps" if ratio > 20 else ""
+        print(f"{name:<16}{sig.kind:<12}{wall:>9.3f}{cpu:>9.3f}{ratio:>14.1f}  {flag}")
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--run", default=None, help="a grokking quick run (default: initial weights)")
-    ap.add_argument("--step", type=int, default=None, help="checkpoint (default: the last)")
-    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument("--models", default=MODELS, help="comma-separated phenomenon:preset")
+    ap.add_argument("--signals", default="", help="comma-separated (default: all registered)")
+    ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--history", type=int, default=24, help="checkpoints in the history")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
-    phen = get("grokking")
-    pre = phen.presets["quick"]
-    task = phen.build(pre.task, pre.train)
-    step, n_ckpts = 0, pre.train.steps // pre.train.checkpoint_every + 1
-    if args.run:
-        rd = open_run(args.run)
-        steps = rd.checkpoint_steps()
-        step = args.step if args.step is not None else steps[-1]
-        task.model.load_state_dict(rd.load_checkpoint(step))
-        n_ckpts = len(steps)
-    train_s, train_cpu = training_step_seconds(task, pre.train)
-    if args.run:
-        task.model.load_state_dict(rd.load_checkpoint(step))
-    probe = make_probe(
-        task, step, previous={k: v.clone() for k, v in task.model.state_dict().items()}
-    )
-
-    def per_sample():  # cross-entropy per training pair (nats), mean = task.train_loss
-        logits = task.logits(task.train_idx).double()
-        return -logits.log_softmax(-1).gather(-1, task.labels[task.train_idx, None])[:, 0]
-
-    probe.per_sample_loss = per_sample
+    names = args.signals.split(",") if args.signals else base.names()
     env = describe("cpu")
     print(
-        f"machine: {env['cpu']} | {args.threads} threads | torch {env['torch']} | "
-        f"{platform.system()} | grokking quick | step {step} | n={probe.n} | "
-        f"d={sum(p.numel() for p in probe.params()):,} | load average {os.getloadavg()[0]:.1f}"
+        f"machine: {env['cpu']} | {args.threads} thread(s) | torch {env['torch']} | "
+        f"{platform.system()} | load average {os.getloadavg()[0]:.1f}"
     )
-    print(f"one training step (full batch, AdamW): {train_s:.4f} s wall, {train_cpu:.4f} s CPU")
-    print("(CPU = process time of all threads: on a shared machine, the better guide to idle wall)")
-    print(f"{'signal':<12}{'s/checkpoint':>14}{'CPU s':>8}{'x train step':>14}  notes")
-    total = total_cpu = 0.0
-    for name in ("llc", "hessian", "gradients", "geometry"):
-        spec = get_signal(name)
-        settings = spec.settings()
-        best = best_cpu = float("inf")
-        for _ in range(args.repeats):
-            t0, c0 = time.perf_counter(), time.process_time()
-            m = spec.run(probe, settings, generator=step_generator(0, step))
-            best = min(best, time.perf_counter() - t0)
-            best_cpu = min(best_cpu, time.process_time() - c0)
-        total, total_cpu = total + best, total_cpu + best_cpu
-        note = ""
-        if name == "llc":
-            # idle wall-time estimate: CPU time with one thread (<= wall), wall with more
-            idle = min(best, best_cpu)
-            note = f"λ̂={m.values['llc/mean']:.3g}±{m.values['llc/std']:.2g}; target ≤ 10 s: " + (
-                f"{'met' if idle <= 10 else 'MISSED'} ({idle:.1f} s = min(wall, CPU))"
-            )
-        print(f"{name:<12}{best:>14.2f}{best_cpu:>8.2f}{best_cpu / train_cpu:>14.0f}  {note}")
-    print(f"{'total':<12}{total:>14.2f}{total_cpu:>8.2f}{total_cpu / train_cpu:>14.0f}")
-    measured = -(-n_ckpts // 5) + (1 if (n_ckpts - 1) % 5 else 0)
-    run_cpu = pre.train.steps * train_cpu
-    print(
-        f"whole default run: {measured} of {n_ckpts} checkpoints (--every 5) ≈ "
-        f"{measured * total_cpu:.0f} CPU s vs {run_cpu:.0f} CPU s to train it "
-        f"(training steps only): {measured * total_cpu / run_cpu:.2f}x"
-    )
+    print("(CPU = process time of all threads: on a shared machine, the guide to idle wall)")
+    for spec in args.models.split(","):
+        bench_model(spec, names, args.history)
 
 
 if __name__ == "__main__":

@@ -88,7 +88,7 @@ def test_induction_repeated_block_is_a_block_and_its_repeat():
         ("n_layers", 0, r"n_layers=0 is invalid; allowed: an integer in 1..4"),
         ("n_layers", 5, r"n_layers=5 is invalid; allowed: an integer in 1..4"),
         ("vocab", 10, r"vocab=10 is invalid; allowed: an integer >= span_len \(16\)"),
-        ("repeats", 1, r"repeats=1 is invalid; allowed: an integer >= 2"),
+        ("repeats", 0, r"repeats=0 is invalid; allowed: an integer >= 1"),
         ("source", "wiki", r"source='wiki' is invalid; allowed: random, markov"),
         ("markov_concentration", 0.0, r"markov_concentration=0.0 is invalid; allowed: a float > 0"),
         ("d_head", 0, r"d_head=0 is invalid"),

@@ -87,10 +87,11 @@ def test_measure_writes_signals_and_rerun_skips(run):
 
 
 def test_unknown_signal_lists_the_available_ones(run):
-    with pytest.raises(
-        ConfigError, match="signal='nope' is invalid; allowed: geometry, gradients, hessian, llc"
-    ):
+    every = ", ".join(base.names())  # the registry's names, sorted
+    assert {"geometry", "gradients", "hessian", "llc"} <= set(base.names())
+    with pytest.raises(ConfigError) as e:
         measure(run, ["llc", "nope"], progress=False)
+    assert str(e.value) == f"signal='nope' is invalid; allowed: {every}"
     assert not (run / "signals.parquet").exists()
 
 
@@ -196,7 +197,7 @@ def test_cli_exit_codes_and_report_section(run):
     app.command("noop")(lambda: None)
     runner = CliRunner()
     r = runner.invoke(app, ["measure", str(run), "--signals", "llc,bogus"])
-    assert r.exit_code == 2 and "allowed: geometry, gradients, hessian, llc" in r.output
+    assert r.exit_code == 2 and f"allowed: {', '.join(base.names())}" in r.output
     r = runner.invoke(
         app,
         ["measure", str(run), "--signals", "geometry,gradients", "--every", "4", "--no-progress"],
@@ -282,3 +283,25 @@ def _rd(path):
     from phasewatch.store import open_run
 
     return open_run(path)
+
+
+def test_cli_measures_trajectory_signals_and_says_not_applicable_once(run):
+    from phasewatch.cli.app import app
+
+    r = CliRunner().invoke(
+        app, ["measure", str(run), "--signals", "loss_spectrum", "--no-progress"]
+    )
+    assert r.exit_code == 0, r.output
+    lines = [x for x in r.output.splitlines() if "not applicable" in x]
+    assert lines == [
+        "warning: step 0: loss_spectrum: not applicable: needs >= 32 logged points of "
+        "'train/loss', has 1 by step 0"
+    ]
+    # `samples` writes the per-sample table read by the distributional trajectory signals
+    r = CliRunner().invoke(app, ["measure", str(run), "--signals", "samples", "--no-progress"])
+    assert r.exit_code == 0, r.output
+    per_sample = pd.read_parquet(run / "tables" / "per_sample_loss.parquet")
+    table = read_signals(_rd(run))
+    measured = sorted(table[table["key"] == "samples/loss_q50"]["step"])
+    assert measured and sorted(per_sample["step"].unique()) == measured
+    assert {"step", "sample", "loss"} <= set(per_sample.columns)

@@ -10,7 +10,7 @@ import pytest
 import torch
 from typer.testing import CliRunner
 
-from phasewatch import api
+from phasewatch import api, phenomena
 from phasewatch.cli.superposition import superposition_app
 from phasewatch.config import TrainConfig
 from phasewatch.errors import ConfigError
@@ -293,3 +293,12 @@ def test_capacity_api_and_cli():
         r = runner.invoke(superposition_app, ["capacity", *bad])
         assert r.exit_code == 2 and r.output.strip().startswith("error: ") and needle in r.output
         assert len(r.output.strip().splitlines()) == 1
+
+
+def test_per_sample_loss_averages_to_the_training_loss():
+    phen = phenomena.get("superposition")
+    pre = phen.presets["intro"]
+    task = phen.build(pre.task, pre.train)
+    per = task.per_sample_loss(7)
+    assert per.shape == (pre.task.batch,) and (per >= 0).all()
+    assert torch.allclose(per.mean(), task.train_loss(7), rtol=1e-5)

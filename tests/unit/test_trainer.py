@@ -11,6 +11,7 @@ from phasewatch import api
 from phasewatch.errors import ConfigError, RunFailed
 from phasewatch.phenomena.grokking.task import GrokkingTask
 from phasewatch.store import open_run
+from phasewatch.training.updates import GAP_CAP, STATE_KEY, WINDOW, split_state
 
 
 def _final_weights(rd):
@@ -99,3 +100,47 @@ def test_store_layout_and_tidy_metrics(tmp_path, tiny):
         "generalisation",
         "test_loss_peak",
     }
+
+
+def test_tiny_run_logs_the_update_gram_at_eval_steps(tmp_path, tiny):
+    """``updates/gram_*`` at every eval step from W = 10 on (the window needs 10 updates)."""
+    rd = api.run("grokking", "quick", tiny, out=tmp_path, progress=False, report=False)
+    m = rd.metrics()
+    gap = m[m["key"] == "updates/gram_gap"].set_index("step")["value"]
+    frac = m[m["key"] == "updates/gram_top_frac"].set_index("step")["value"]
+    assert gap.index.tolist() == frac.index.tolist() == list(range(10, 41, 5))
+    assert (gap >= 1).all() and (gap < GAP_CAP).all()
+    assert ((frac >= 1 / WINDOW) & (frac <= 1)).all()
+    _, _, optim = rd.resume_point()
+    assert optim["state"][STATE_KEY]["ring"].numel() == WINDOW * sum(
+        v.numel() for v in _final_weights(rd).values() if v.is_floating_point()
+    )
+
+
+def test_resume_without_a_stored_window_is_exact_but_for_the_next_w_steps(
+    tmp_path, tiny, monkeypatch
+):
+    """A resume point without the update window (written before it existed): the first W
+    steps after the resume have no ``updates/…`` value; everything else is bit-exact."""
+    straight = api.run("grokking", "quick", tiny, out=tmp_path / "a", progress=False)
+    real_loss, calls = GrokkingTask.train_loss, {"n": 0}
+
+    def dying_loss(self, step):
+        calls["n"] += 1
+        if calls["n"] == 26:
+            raise KeyboardInterrupt
+        return real_loss(self, step)
+
+    monkeypatch.setattr(GrokkingTask, "train_loss", dying_loss)
+    with pytest.raises(KeyboardInterrupt):
+        api.run("grokking", "quick", tiny, out=tmp_path / "b", progress=False)
+    monkeypatch.setattr(GrokkingTask, "train_loss", real_loss)
+    (killed,) = (tmp_path / "b").iterdir()
+    rd = open_run(killed)
+    start, weights, optim = rd.resume_point()
+    rd.save_checkpoint(start, weights, split_state(optim)[0])  # drop the window
+    resumed = api.run("grokking", resume=killed, progress=False, report=False)
+    ma, mb = straight.metrics(), resumed.metrics()
+    gap = (ma["key"].str.startswith("updates/")) & ma["step"].between(start, start + WINDOW - 1)
+    assert set(ma[gap]["step"]) == {20, 25}
+    pd.testing.assert_frame_equal(ma[~gap].reset_index(drop=True), mb.reset_index(drop=True))

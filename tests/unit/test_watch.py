@@ -44,7 +44,9 @@ def test_watcher_writes_a_phasewatch_run_directory(mlp_run):
     assert rd.status()["status"] == "done" and rd.status()["step"] == 599
     m = rd.metrics()
     assert list(m.columns) == ["step", "key", "value"] and str(m["step"].dtype) == "int64"
-    assert set(m["key"]) == {"train/loss", "val/loss", "val/acc"}
+    # the user's metrics, plus the update-Gram spectrum the Watcher logs (Xu 2026)
+    updates = {"updates/gram_gap", "updates/gram_top_frac"}
+    assert set(m["key"]) == {"train/loss", "val/loss", "val/acc"} | updates
     assert sorted(m[m.key == "val/acc"]["step"]) == list(range(0, 600, 5))
     sig = pd.read_parquet(mlp_run / "signals.parquet")
     assert {"geometry/norm/total", "grad/norm", "grad/noise_scale", "grad/cos_prev"} <= set(
@@ -121,9 +123,8 @@ def test_measure_rebuilds_a_watched_run_from_its_factory(tmp_path):
     assert {k: rd.config()["task"][k] for k in kw} == kw
     assert not list(out.rglob("*.pkl"))
     runner = CliRunner()
-    res = runner.invoke(
-        app, ["measure", str(out), "--signals", "hessian", "--every", "1", "--no-progress"]
-    )
+    args = ["--every", "1", "--no-progress", "--factory", kw["factory"]]
+    res = runner.invoke(app, ["measure", str(out), "--signals", "hessian", *args])
     assert res.exit_code == 0, res.output
     sig = pd.read_parquet(out / "signals.parquet")
     assert sorted(sig[sig.signal == "hessian"]["step"].unique()) == [0, 20]
@@ -131,9 +132,8 @@ def test_measure_rebuilds_a_watched_run_from_its_factory(tmp_path):
     live = sig[sig.key == "grad/norm"].set_index("step")["value"]
     copy = shutil.copytree(out, tmp_path / "copy")
     (copy / "signals.parquet").unlink()
-    res = runner.invoke(
-        app, ["measure", str(copy), "--signals", "gradients", "--every", "1", "--no-progress"]
-    )
+    args = ["--every", "1", "--no-progress", "--trust-run-factory"]
+    res = runner.invoke(app, ["measure", str(copy), "--signals", "gradients", *args])
     assert res.exit_code == 0, res.output
     later = pd.read_parquet(copy / "signals.parquet").query("key == 'grad/norm'")
     np.testing.assert_allclose(later.set_index("step")["value"], live, rtol=1e-5)
@@ -158,7 +158,9 @@ def test_measure_without_an_importable_factory_says_what_to_pass(tmp_path, monke
     runner = CliRunner()
     for run, needle in ((none, "pass Watcher(..., factory="), (gone, "not importable here")):
         before = _files(run)
-        res = runner.invoke(app, ["measure", str(run), "--signals", "llc", "--no-progress"])
+        res = runner.invoke(
+            app, ["measure", str(run), "--signals", "llc", "--no-progress", "--trust-run-factory"]
+        )
         assert res.exit_code == 2, res.output
         lines = res.output.strip().splitlines()
         assert len(lines) == 1 and needle in lines[0], res.output

@@ -25,6 +25,7 @@ def _check_measure(out: Path, checkpoints: list[int]) -> None:
     live = live.set_index("step")["value"].loc[checkpoints]
     (out / "signals.parquet").unlink()
     args = ["measure", str(out), "--signals", "gradients", "--every", "1", "--no-progress"]
+    args += ["--trust-run-factory"]
     res = CliRunner().invoke(app, args)
     assert res.exit_code == 0, res.output
     later = pd.read_parquet(out / "signals.parquet").query("key == 'grad/norm'")

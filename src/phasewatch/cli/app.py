@@ -50,11 +50,18 @@ def _make_run_command(name: str):
         resume: Path | None = typer.Option(
             None, help="Continue this run from its last checkpoint (uses its stored config)."
         ),
+        restart: Path | None = typer.Option(
+            None,
+            help="Train this run again from step 0 in its folder with its stored config "
+            "(deletes its checkpoints, metrics, events, signals and report first).",
+        ),
         progress: bool = typer.Option(True, help="Show a progress bar."),
         config: dict[str, Any],
     ) -> None:
         """Train the phenomenon (help: its module docstring's first paragraph, set below)."""
-        rd = api.run(name, preset, config, out=out, resume=resume, progress=progress)
+        rd = api.run(
+            name, preset, config, out=out, resume=resume, restart=restart, progress=progress
+        )
         from phasewatch.report.summary import summarise
 
         console.print(summarise(rd.events(), rd.status()))
@@ -72,12 +79,16 @@ for _name in phenomena.names():
 from phasewatch.cli.detect import detect as _detect  # noqa: E402
 from phasewatch.cli.detect import leadtime as _leadtime  # noqa: E402
 from phasewatch.cli.eval import eval_app, mirage  # noqa: E402
+from phasewatch.cli.export import export as _export  # noqa: E402
+from phasewatch.cli.forecast import forecast_app  # noqa: E402
+from phasewatch.cli.imports import import_app  # noqa: E402
 from phasewatch.cli.measure import calibrate as _calibrate  # noqa: E402
 from phasewatch.cli.measure import measure as _measure  # noqa: E402
 from phasewatch.cli.superposition import superposition_app  # noqa: E402
 from phasewatch.cli.sweep import CONTEXT as _SWEEP_CONTEXT  # noqa: E402
 from phasewatch.cli.sweep import runs_ls as _runs_ls  # noqa: E402
 from phasewatch.cli.sweep import sweep as _sweep  # noqa: E402
+from phasewatch.cli.view import view as _view  # noqa: E402
 
 app.command("measure")(handle_errors(_measure))
 app.command("calibrate")(handle_errors(_calibrate))
@@ -87,16 +98,28 @@ app.command("sweep", context_settings=_SWEEP_CONTEXT)(_sweep)
 runs_app.command("ls")(handle_errors(_runs_ls))
 app.add_typer(superposition_app, name="superposition")
 app.add_typer(eval_app, name="eval")
+app.add_typer(forecast_app, name="forecast")
+app.add_typer(import_app, name="import")
 app.command("mirage")(mirage)
+app.command("export")(handle_errors(_export))
+app.command("view")(handle_errors(_view))
 
 
 @app.command()
 @handle_errors
-def report(run: Path = typer.Argument(..., help="A run directory.")) -> None:
-    """Write (or refresh) the run's report.html and PNG figures; print the path."""
+def report(
+    run: Path = typer.Argument(..., help="A run directory, or a directory of runs."),
+) -> None:
+    """Write (or refresh) the run's report.html and PNG figures; print the path. On a
+    directory of runs (no config.json): write its index.html (run table, curves)."""
     from phasewatch.report import build_report
     from phasewatch.store import open_run
 
+    if run.is_dir() and not (run / "config.json").exists():
+        from phasewatch.report.runs_page import build_runs_page
+
+        typer.echo(str(build_runs_page(run)))
+        return
     typer.echo(str(build_report(open_run(run))))
 
 

@@ -28,6 +28,15 @@ THREADS = typer.Option(
     "from more and spin-wait when the cores are shared).",
 )
 PROGRESS = typer.Option(True, help="Show a progress bar.")
+FACTORY = typer.Option(
+    None,
+    help="Watched runs: the import string 'pkg.mod:build' you trust to rebuild the model; it "
+    "must equal the run's recorded factory (a run folder's own code is never run without it "
+    "or --trust-run-factory).",
+)
+TRUST = typer.Option(
+    False, help="Watched runs: run the factory recorded in the run's config.json as is."
+)
 CALIBRATION_COLUMNS = ["epsilon", "gamma", "nbeta", "llc_mean", "llc_std", "drift", "reason"]
 
 
@@ -56,6 +65,8 @@ def measure(
     workers: int = typer.Option(1, help="Parallel processes over checkpoints."),
     threads: int = THREADS,
     progress: bool = PROGRESS,
+    factory: str | None = FACTORY,
+    trust_run_factory: bool = TRUST,
     *,
     config: dict[str, Any],
 ) -> None:
@@ -63,7 +74,8 @@ def measure(
 
     Checkpoints already measured with the same settings are skipped. The LLCSettings flags
     set the llc signal (find them with ``phasewatch calibrate RUN``). Refresh the report
-    with ``phasewatch report RUN`` to see the new section.
+    with ``phasewatch report RUN`` to see the new section. A watched run's model is rebuilt
+    only with --factory (equal to the recorded one) or --trust-run-factory.
     """
     from phasewatch import api
 
@@ -79,6 +91,8 @@ def measure(
         threads=threads,
         settings={"llc": config} if config else None,
         progress=progress,
+        factory=factory,
+        trust_run_factory=trust_run_factory,
     )
     steps = table["step"].nunique() if not table.empty else 0
     typer.echo(f"signals: {run / 'signals.parquet'} ({len(table)} rows, {steps} checkpoints)")
@@ -93,6 +107,8 @@ def calibrate(
     ),
     threads: int = THREADS,
     progress: bool = PROGRESS,
+    factory: str | None = FACTORY,
+    trust_run_factory: bool = TRUST,
     *,
     config: dict[str, Any],
 ) -> None:
@@ -105,7 +121,15 @@ def calibrate(
     """
     from phasewatch import api
 
-    summary, chosen = api.calibrate(run, step=step, grid=config, threads=threads, progress=progress)
+    summary, chosen = api.calibrate(
+        run,
+        step=step,
+        grid=config,
+        threads=threads,
+        progress=progress,
+        factory=factory,
+        trust_run_factory=trust_run_factory,
+    )
     typer.echo(summary[CALIBRATION_COLUMNS].to_string(index=False))
     if chosen is None:
         typer.echo(
@@ -114,4 +138,5 @@ def calibrate(
         )
     else:
         flags = _flags(chosen)
-        typer.echo(f"recommended: {flags}\n  phasewatch measure {run} --signals llc {flags}")
+        vouch = f" --factory {factory}" if factory else " --trust-run-factory" * trust_run_factory
+        typer.echo(f"recommended: {flags}\n  phasewatch measure {run} --signals llc {flags}{vouch}")

@@ -134,7 +134,10 @@ def _summary(r: sweeping.SweepResult) -> None:
 def runs_ls(
     root: Path = typer.Argument(Path("runs"), help="Directory searched for runs (recursively)."),
     where: str | None = typer.Option(
-        None, help="duckdb SQL condition, e.g. \"status='done' and weight_decay > 0.3\"."
+        None,
+        help="One boolean expression over the columns (not SQL: columns, numbers, "
+        "'strings', operators, and/or/not, a few functions), e.g. \"status='done' and "
+        'weight_decay > 0.3".',
     ),
     sort: str | None = typer.Option(
         None, help="Columns to sort by, comma-separated; -col for descending."
@@ -145,7 +148,8 @@ def runs_ls(
     format: str = typer.Option("table", help="table, csv or json."),
 ) -> None:
     """Table of runs under ROOT (one row per run directory) queried with duckdb: status,
-    onsets, every config field and final headline metrics (see --columns all)."""
+    onsets, every config field and final headline metrics (see --columns all). A damaged
+    run is left out with one warning line on stderr."""
     import csv
     import json
     import sys

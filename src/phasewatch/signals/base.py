@@ -54,6 +54,16 @@ class Probe:
             model's hook points (residual-stream geometry).
         previous: optional state dict of the preceding checkpoint (``grad/cos_prev``).
         previous_step: the step of ``previous``.
+        logits: optional ``(rows=None) -> Tensor (rows, classes)`` of a classifier's logits
+            on the probe batch, differentiable w.r.t. the parameters (``logit_scale``,
+            ``ntk_alignment``); a row is a sample or, for a sequence model, one
+            (sequence, position) prediction (the task may cap their number). Given an
+            int64 index tensor ``rows``, only those rows, in that order.
+        targets: optional ``() -> Tensor``: int64 labels ``(rows,)`` matching ``logits``,
+            or float regression targets ``(rows, k)`` matching ``outputs``.
+        outputs: optional ``(rows=None) -> Tensor (rows, k)`` of a regression model's
+            outputs on the probe batch (a model without logits), differentiable w.r.t. the
+            parameters; ``rows`` as for ``logits``.
     """
 
     model: nn.Module
@@ -64,6 +74,9 @@ class Probe:
     inputs: tuple[Any, ...] | None = None
     previous: dict[str, Tensor] | None = None
     previous_step: int | None = None
+    logits: Callable[..., Tensor] | None = None
+    targets: Callable[[], Tensor] | None = None
+    outputs: Callable[..., Tensor] | None = None
 
     def params(self) -> list[nn.Parameter]:
         """The trainable parameters, in ``named_parameters`` order."""

@@ -25,10 +25,11 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import multiprocessing
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from dataclasses import dataclass, field
+from itertools import chain
 from pathlib import Path
 from typing import Any
 
@@ -39,9 +40,16 @@ from phasewatch.config import require, require_choice
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.models import HookPoint
 from phasewatch.signals import base
-from phasewatch.signals.base import Probe, settings_hash, step_generator
+from phasewatch.signals.base import Probe, settings_hash
+from phasewatch.signals.history import (
+    measure_trajectories,
+    not_applicable,
+    run_jobs,
+    trajectory_todo,
+    with_needs,
+)
 from phasewatch.store import RunDir, open_run
-from phasewatch.store.signals import SignalStore
+from phasewatch.store.signals import SignalStore, StepResult
 from phasewatch.training.progress import progress_bar
 
 BuildTask = Callable[[RunDir], Any]
@@ -68,10 +76,37 @@ def _hook_batch_size(task: Any, step: int) -> int | None:
     return sizes[0] if sizes else None
 
 
+def _optional_fields(task: Any, step: int) -> dict[str, Any]:
+    """``Probe.logits/outputs`` as ``(rows=None) -> Tensor`` and ``Probe.targets`` as
+    ``() -> Tensor`` from the task's ``probe_logits/outputs/targets(step)``; a task method
+    with a ``rows`` parameter computes only those rows, otherwise the full output is sliced."""
+
+    def rows_fn(fn: Any) -> Any:
+        """``fn(step)`` as a ``(rows=None) -> Tensor`` closure (None if not callable)."""
+        if not callable(fn):
+            return None
+        if "rows" in inspect.signature(fn).parameters:
+            return lambda rows=None: fn(step, rows=rows)
+        return lambda rows=None: fn(step) if rows is None else fn(step)[rows]
+
+    targets = getattr(task, "probe_targets", None)
+    return {
+        "logits": rows_fn(getattr(task, "probe_logits", None)),
+        "outputs": rows_fn(getattr(task, "probe_outputs", None)),
+        "targets": (lambda: targets(step)) if callable(targets) else None,
+    }
+
+
 def make_probe(
     task: Any, step: int, previous: dict[str, torch.Tensor] | None = None, previous_step=None
 ) -> Probe:
     """A probe of ``task`` at ``step`` (its model must hold that checkpoint's weights).
+
+    Besides the capabilities in the module docstring, a task may give
+    ``probe_logits(step) -> Tensor (rows, classes)``, ``probe_targets(step)`` (labels or
+    regression targets) and ``probe_outputs(step) -> Tensor (rows, k)`` (a regression
+    model's outputs): they become ``Probe.logits``, ``.targets`` and ``.outputs``
+    (:func:`_optional_fields`).
 
     Raises:
         ConfigError: if the probe size n cannot be determined (see module docstring).
@@ -82,6 +117,7 @@ def make_probe(
     inputs = get_inputs(step) if callable(get_inputs) else None
     if inputs is not None and not isinstance(inputs, tuple):
         inputs = (inputs,)
+    optional = _optional_fields(task, step)
     if getattr(task, "probe_size", None):
         n = int(task.probe_size)
     elif ps is not None:
@@ -105,28 +141,11 @@ def make_probe(
         inputs=inputs,
         previous=previous,
         previous_step=previous_step,
+        **optional,
     )
 
 
 # ---- one checkpoint ---------------------------------------------------------------------
-@dataclass
-class StepResult:
-    """What the signals measured on one checkpoint.
-
-    Attributes:
-        step: the checkpoint's step (optimiser updates).
-        rows: ``(step, key, value, signal, settings hash)`` per value, for
-            ``signals.parquet``.
-        tables: table name -> rows of that step (``step`` and ``settings`` columns added).
-        warnings: ``{"step", "signal", "settings", "message"}`` per signal warning.
-    """
-
-    step: int
-    rows: list[tuple[int, str, float, str, str]] = field(default_factory=list)
-    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
-    warnings: list[dict[str, Any]] = field(default_factory=list)
-
-
 _WORKER: dict[str, Any] = {}
 
 
@@ -180,34 +199,19 @@ def measure_probe(
 
     Args:
         probe: the model at the step, its loss and probe size.
-        jobs: ``(signal name, settings fields)`` pairs, run in order.
+        jobs: ``(signal name, settings fields)`` pairs of checkpoint signals, run in order.
         errors: if given, a signal that raises is recorded as ``errors[name] = message``
-            and the others go on; if None, the exception propagates.
+            and the others go on; if None, the exception propagates. A signal that raises
+            :class:`~phasewatch.signals.trajectory.NotApplicable` is neither: it gets one
+            warning ``"<signal>: not applicable: <what it needs>"``.
 
     Returns:
         The rows (step, key, value, signal, settings hash), tables and warnings.
+
+    Raises:
+        ConfigError: if a job is a trajectory signal (see :mod:`.history`).
     """
-    step = probe.step
-    out = StepResult(step)
-    for name, fields in jobs:
-        spec = base.get(name)
-        settings = spec.settings(fields)
-        h = settings_hash(name, settings)
-        gen = step_generator(getattr(settings, "seed", 0), step)
-        try:
-            m = spec.run(probe, settings, generator=gen)
-        except Exception as e:
-            if errors is None:
-                raise
-            errors[name] = f"{type(e).__name__}: {e}"
-            continue
-        out.rows += [(step, k, float(v), name, h) for k, v in m.values.items()]
-        for tname, df in m.tables.items():
-            out.tables[tname] = df.assign(step=step, settings=h)
-        out.warnings += [
-            {"step": step, "signal": name, "settings": h, "message": w} for w in m.warnings
-        ]
-    return out
+    return run_jobs(probe, jobs, step=probe.step, kind="checkpoint", errors=errors)
 
 
 # ---- the whole run ----------------------------------------------------------------------
@@ -229,13 +233,14 @@ def select_steps(steps: Sequence[int], every: int, only: Iterable[int] | None = 
 
 
 def resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Each signal's settings object, ``{name: settings}``, from overrides ``settings``.
+    """Each signal's settings object, ``{name: settings}``, from overrides ``settings``;
+    a trajectory signal's ``needs`` are added before it (:func:`.history.with_needs`).
 
     Raises:
         ConfigError: on an unknown signal, bad settings, or settings for a signal not in
-            ``signals``.
+            ``signals`` or their needs.
     """
-    specs = [base.get(n) for n in dict.fromkeys(signals)]
+    specs = [base.get(n) for n in with_needs(signals)]
     settings = dict(settings or {})
     extra = sorted(set(settings) - {s.name for s in specs})
     if extra:
@@ -261,10 +266,16 @@ def measure(
 ) -> pd.DataFrame:
     """Measure ``signals`` on the run's checkpoints and merge them into ``signals.parquet``.
 
+    Checkpoint signals (with trajectory signals' ``needs``) first, per checkpoint; then
+    each trajectory signal at each selected step t, ascending, on the run's logs up to t
+    (:mod:`.history`). A signal that does not apply gives a warning ``"<signal>: not
+    applicable: <what it needs>"`` (printed once per signal); the others go on.
+
     Args:
         run: a run directory.
         build_task: ``build_task(run) -> Task`` (see :data:`BuildTask`).
-        signals: registered signal names (``llc``, ``hessian``, ``gradients``, ``geometry``).
+        signals: registered signal names (``llc``, ``hessian``, ``gradients``, ``geometry``,
+            trajectory signals such as ``loss_spectrum``).
         every: measure every ``every``-th checkpoint (always including the last).
         workers: parallel processes over checkpoints; 1 runs in this process.
         threads: torch threads per worker (default 1; see :func:`torch_threads`).
@@ -288,16 +299,33 @@ def measure(
     resolved = resolve(signals, settings)
     rd = open_run(run)
     _task_for(build_task, str(rd.path))  # fail before anything is written
-    store, todo = _missing(rd, resolved, every, steps, build_task)
-    warn = on_warning or (lambda w: print(f"warning: step {w['step']}: {w['message']}"))
+    store, todo, chosen = _missing(rd, resolved, every, steps, build_task)
+    later = trajectory_todo(store, resolved, chosen)
+    warn = on_warning or _printer()
     with progress_bar(progress) as bar:
-        tid = bar.add_task("measure", total=len(todo))
-        for res in _execute(todo, workers, threads):
+        tid = bar.add_task("measure", total=len(todo) + len(later))
+        # lazy: the run's logs are read after every checkpoint result is stored
+        for res in chain(_execute(todo, workers, threads), measure_trajectories(rd, later)):
             store.add(res)
             for w in res.warnings:
                 warn(w)
             bar.advance(tid)
     return store.table.reset_index(drop=True)
+
+
+def _printer() -> Callable[[dict[str, Any]], None]:
+    """The default ``on_warning``: print each warning, a not-applicable one once per signal."""
+    told: set[str] = set()
+
+    def show(w: dict[str, Any]) -> None:
+        """Print ``w`` as one line (unless its signal was already reported not applicable)."""
+        if not_applicable(w):
+            if w["signal"] in told:
+                return
+            told.add(w["signal"])
+        print(f"warning: step {w['step']}: {w['message']}")
+
+    return show
 
 
 def _missing(
@@ -306,9 +334,10 @@ def _missing(
     every: int,
     steps: Iterable[int] | None,
     build_task: BuildTask,
-) -> tuple[SignalStore, list[tuple]]:
-    """The run's signal store and the work it lacks: :func:`measure_step` arguments for
-    every selected checkpoint with a signal not yet measured at these settings.
+) -> tuple[SignalStore, list[tuple], list[int]]:
+    """The run's signal store, the work it lacks — :func:`measure_step` arguments for
+    every selected checkpoint with a checkpoint signal not yet measured at these settings
+    — and the selected steps.
 
     Raises:
         StoreError: if the run has no checkpoints.
@@ -323,13 +352,15 @@ def _missing(
     fields = {n: dataclasses.asdict(s) for n, s in resolved.items()}
     hashes = {n: settings_hash(n, s) for n, s in resolved.items()}
     store = SignalStore(rd, resolved, hashes)
+    checkpoint = [n for n in resolved if base.get(n).kind == "checkpoint"]
     todo = []
-    for step in select_steps(all_steps, every, steps):
-        jobs = [(n, fields[n]) for n in resolved if not store.done(step, n, hashes[n])]
+    chosen = select_steps(all_steps, every, steps)
+    for step in chosen:
+        jobs = [(n, fields[n]) for n in checkpoint if not store.done(step, n, hashes[n])]
         if jobs:
             i = all_steps.index(step)
             todo.append((build_task, str(rd.path), step, all_steps[i - 1] if i else None, jobs))
-    return store, todo
+    return store, todo, chosen
 
 
 def _execute(todo: list[tuple], workers: int, threads: int) -> Iterator[StepResult]:

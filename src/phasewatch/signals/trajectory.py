@@ -63,20 +63,24 @@ class History:
         Raises:
             NotApplicable: if the run has not logged ``key`` by step t.
         """
-        rows = self.metrics[self.metrics["key"] == key]
+        m = self.metrics
+        rows = m[(m["key"] == key) & (m["step"] <= self.step)]
         if rows.empty:
             raise NotApplicable(f"needs the metric {key!r}, not logged by step {self.step}")
         s = rows.drop_duplicates("step", keep="last").set_index("step")["value"]
         return s.sort_index().astype(float)
 
     def table(self, name: str) -> pd.DataFrame:
-        """The per-step table ``name`` (rows with step <= t).
+        """The per-step table ``name`` (rows with step <= t, even if the history was built
+        with later rows).
 
         Raises:
             NotApplicable: if no such table was measured by step t (naming the signal that
                 writes it).
         """
         df = self.tables.get(name)
+        if df is not None:
+            df = df[df["step"] <= self.step]
         if df is None or df.empty:
             raise NotApplicable(
                 f"needs the table {name!r} (measure its signal on the checkpoints up to "
@@ -93,7 +97,7 @@ class History:
         """
         if self.loader is None:
             raise NotApplicable("needs the run's checkpoints")
-        if step not in self.checkpoints:
+        if step > self.step or step not in self.checkpoints:
             raise ValueError(f"no checkpoint at step {step} in the history up to {self.step}")
         return self.loader(step)
 

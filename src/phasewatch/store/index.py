@@ -10,16 +10,24 @@ Columns (one row per run):
         (``final/test/acc``, ``final/icl/score``) and per-family maxima (``.../max``);
         numbered families (``loss/pos/3``, ``dim/17``) are left out.
 
-``--where`` is a duckdb SQL condition on these columns; column names containing ``/`` may
-be written bare (``onset/generalisation < 3000``) and are quoted for duckdb.
+``--where`` is one boolean expression over these columns (duckdb syntax; column names
+containing ``/`` may be written bare: ``onset/generalisation < 3000``), not SQL: see
+:func:`where_clause` for what it may contain. The tables are loaded into an in-memory
+duckdb first; the query then runs with external access disabled and the configuration
+locked, and its error messages never quote values read from the runs.
+
+Damaged runs (a folder with ``config.json`` and ``status.json`` or ``env.json`` that cannot
+be read: unparsable or ill-typed JSON, a directory in a file's place, an unreadable
+``metrics.parquet``) are left out of the index with one warning line each on stderr
+(``warning: skipped damaged run <path>: <reason>``); the other runs are listed as usual.
 """
 
 from __future__ import annotations
 
-import json
 import os
-import re
 import socket
+import sys
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +37,8 @@ import pandas as pd
 from phasewatch.config import require
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.store.run import RunDir
+from phasewatch.store.where import ident as _ident
+from phasewatch.store.where import where_clause
 
 BASE = ("run", "phenomenon", "preset", "seed", "steps", "status")
 _HEADLINE = r"(regexp_matches(key, '^[^/]+/[^/]+$') and not regexp_matches(key, '/[0-9]+$'))"
@@ -57,39 +67,87 @@ def _zombie(pid: int) -> bool:
     return stat.rpartition(")")[2].split()[:1] == ["Z"]
 
 
-def list_runs(root: str | Path = "runs") -> list[dict[str, Any]]:
-    """One summary dict per run directory found under ``root`` (recursively)."""
+Warn = Callable[[str], None]
+"""``warn(line)``: receives one line per damaged run (default: printed to stderr)."""
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def _is_run(folder: Path) -> bool:
+    """A run folder holds config.json and status.json or env.json (a bare config.json, as
+    in a Hugging Face export inside a run, is not a run)."""
+    return (folder / "status.json").exists() or (folder / "env.json").exists()
+
+
+def _scan(root: str | Path, warn: Warn | None) -> Iterator[tuple[dict[str, Any], dict]]:
+    """``(summary row, config)`` of every readable run under ``root``; each damaged run is
+    reported to ``warn`` in one line and skipped.
+
+    Raises:
+        StoreError: if ``root`` does not exist or is not a directory.
+    """
     root = Path(root)
-    if not root.exists():
-        return []
-    out = []
+    if not root.is_dir():
+        what = "not a directory" if root.exists() else "no such directory"
+        raise StoreError(f"{root}: {what}; allowed: a directory of runs")
+    warn = warn or _stderr
     for cfg_file in sorted(root.rglob("config.json")):
+        if not _is_run(cfg_file.parent):
+            continue
         rd = RunDir(cfg_file.parent)
         try:
-            cfg, status = rd.config(), rd.status()
-        except StoreError:
-            continue
-        events = rd.events() if (rd.path / "events.json").exists() else {}
-        row = {
-            "run": str(rd.path),
-            "phenomenon": cfg["phenomenon"],
-            "preset": cfg.get("preset"),
-            "seed": cfg["train"].get("seed"),
-            "steps": status.get("step"),
-            "status": live_status(status),
-        }
-        for name, ev in events.get("onsets", {}).items():
-            row[f"onset/{name}"] = ev.get("step")
-        out.append(row)
-    return out
+            yield _summary(rd)
+        except StoreError as e:
+            warn(f"warning: skipped damaged run {rd.path}: {_reason(e, rd.path)}")
 
 
-def _config_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
+def _reason(e: StoreError, path: Path) -> str:
+    """The error without its leading ``<path>: `` (the warning names the run already)."""
+    msg = str(e).splitlines()[0] if str(e) else type(e).__name__
+    return msg.removeprefix(f"{path}: ")
+
+
+def _summary(rd: RunDir) -> tuple[dict[str, Any], dict]:
+    """The run's summary row and config.
+
+    Raises:
+        StoreError: if config.json, status.json or events.json is missing, unreadable or
+            ill-typed (onsets must map names to objects).
+    """
+    cfg, status, events = rd.config(), rd.status(), rd.events()
+    onsets = events.get("onsets", {})
+    if not isinstance(onsets, dict) or not all(isinstance(v, dict) for v in onsets.values()):
+        raise StoreError(f"{rd.path}: corrupted events.json (onsets must map names to objects)")
+    row = {
+        "run": str(rd.path),
+        "phenomenon": cfg["phenomenon"],
+        "preset": cfg.get("preset"),
+        "seed": cfg["train"].get("seed"),
+        "steps": status.get("step"),
+        "status": live_status(status),
+    }
+    for name, ev in onsets.items():
+        row[f"onset/{name}"] = ev.get("step")
+    return row, cfg
+
+
+def list_runs(root: str | Path = "runs", *, warn: Warn | None = None) -> list[dict[str, Any]]:
+    """One summary dict per run directory found under ``root`` (recursively); damaged runs
+    are skipped with one line each to ``warn`` (default: stderr).
+
+    Raises:
+        StoreError: if ``root`` does not exist or is not a directory.
+    """
+    return [row for row, _ in _scan(root, warn)]
+
+
+def _config_rows(found: list[tuple[dict[str, Any], dict]]) -> pd.DataFrame:
     """The base rows plus every config field (task and train) by name."""
     out = []
-    for r in rows:
-        cfg = json.loads((Path(r["run"]) / "config.json").read_text())
-        fields = {**cfg.get("task", {}), **cfg.get("train", {})}
+    for r, cfg in found:
+        fields = {**cfg["task"], **cfg["train"]}
         out.append({**r, **{k: v for k, v in fields.items() if k not in r}})
     columns = list(dict.fromkeys(k for r in out for k in r))
     return pd.DataFrame({c: _typed([r.get(c) for r in out]) for c in columns})
@@ -97,56 +155,90 @@ def _config_rows(rows: list[dict[str, Any]]) -> pd.DataFrame:
 
 def _typed(values: list[Any]) -> pd.Series:
     """A nullable column typed from its JSON values: integers stay integers (Int64),
-    numbers are Float64, booleans boolean, anything mixed with text is text."""
+    numbers are Float64, booleans boolean, anything mixed with text is text; a column
+    with no value at all (an onset no run reached) is Float64, so that ``onset/x < 3000``
+    compares; numbers too large for 64 bits are text."""
     kinds = {type(v) for v in values if v is not None}
-    if kinds == {int}:
-        return pd.Series(values, dtype="Int64")
-    if kinds and kinds <= {int, float}:
-        return pd.Series(values, dtype="Float64")
-    if kinds == {bool}:
-        return pd.Series(values, dtype="boolean")
+    dtype = {"Float64": not kinds, "Int64": kinds == {int}, "boolean": kinds == {bool}}
+    dtype["Float64"] |= bool(kinds) and kinds <= {int, float} and kinds != {int}
+    for name, fits in dtype.items():
+        if fits:
+            try:
+                return pd.Series(values, dtype=name)
+            except (OverflowError, TypeError, ValueError):
+                break
     return pd.Series([None if v is None else str(v) for v in values], dtype="string")
 
 
-def _final_metrics(con: duckdb.DuckDBPyConnection, runs: list[str]) -> pd.DataFrame:
+_FINAL_SQL = f"""select parse_dirpath(filename) as run, 'final/' || key as key,
+                arg_max(value, step) as value
+         from read_parquet($files, filename = true)
+         where {_HEADLINE} or key like '%/max'
+         group by all"""
+
+
+def _final_metrics(
+    con: duckdb.DuckDBPyConnection, runs: list[str], warn: Warn
+) -> tuple[pd.DataFrame, set[str]]:
+    """The ``final/<key>`` columns (one row per run) and the runs whose metrics.parquet
+    duckdb cannot read (each reported to ``warn``)."""
     files = [str(Path(r) / "metrics.parquet") for r in runs]
-    files = [f for f in files if Path(f).is_file()]
-    if not files:
-        return pd.DataFrame({"run": pd.Series(dtype="string")})
-    long = con.execute(
-        f"""select parse_dirpath(filename) as run, 'final/' || key as key,
-                   arg_max(value, step) as value
-            from read_parquet($files, filename = true)
-            where {_HEADLINE} or key like '%/max'
-            group by all""",
-        {"files": files},
-    ).df()
+    files = [f for f in files if Path(f).exists()]
+    bad: set[str] = set()
+    try:
+        long = con.execute(_FINAL_SQL, {"files": files}).df() if files else None
+    except duckdb.Error:  # one damaged file fails the whole read: find it, read the rest
+        good = []
+        for f in files:
+            try:
+                con.execute(_FINAL_SQL, {"files": [f]}).fetchall()
+                good.append(f)
+            except duckdb.Error as e:
+                bad.add(str(Path(f).parent))
+                # the message names the problem only: duckdb's text may quote the file
+                warn(
+                    f"warning: skipped damaged run {Path(f).parent}: unreadable "
+                    f"metrics.parquet ({type(e).__name__})"
+                )
+        long = con.execute(_FINAL_SQL, {"files": good}).df() if good else None
+    if long is None or long.empty:
+        return pd.DataFrame({"run": pd.Series(dtype="string")}), bad
     wide = long.pivot(index="run", columns="key", values="value").reset_index()
     wide.columns.name = None
-    return wide
+    return wide, bad
 
 
-def index(root: str | Path) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
-    """A duckdb connection with the view ``runs`` over every run under ``root``, and the
-    default columns (``runs ls`` without ``--columns``)."""
-    rows = list_runs(root)
+def index(
+    root: str | Path, *, warn: Warn | None = None
+) -> tuple[duckdb.DuckDBPyConnection, list[str]]:
+    """An in-memory duckdb connection with the table ``runs`` of every readable run under
+    ``root``, and the default columns (``runs ls`` without ``--columns``). Once the table
+    is loaded the connection can read no file (external access disabled, configuration
+    locked).
+
+    Raises:
+        StoreError: if ``root`` does not exist or is not a directory.
+    """
+    warn = warn or _stderr
+    found = list(_scan(root, warn))
     con = duckdb.connect()
-    if not rows:
-        con.execute("create view runs as select " + ", ".join(f'null as "{c}"' for c in BASE))
-        return con, list(BASE)
-    base = _config_rows(rows)
-    final = _final_metrics(con, [r["run"] for r in rows])
-    con.register("runs_frame", base.merge(final, on="run", how="left"))
-    con.execute("create view runs as select * from runs_frame")
-    default = list(dict.fromkeys(k for r in rows for k in r))
+    if found:
+        final, bad = _final_metrics(con, [r["run"] for r, _ in found], warn)
+        found = [(r, c) for r, c in found if r["run"] not in bad]
+    if not found:
+        con.execute(
+            "create table runs as select " + ", ".join(f"null as {_ident(c)}" for c in BASE)
+        )
+        default = list(BASE)
+    else:
+        frame = _config_rows(found).merge(final, on="run", how="left")
+        con.register("runs_frame", frame)
+        con.execute("create table runs as select * from runs_frame")
+        con.unregister("runs_frame")
+        default = list(dict.fromkeys(k for r, _ in found for k in r))
+    con.execute("set enable_external_access = false")
+    con.execute("set lock_configuration = true")
     return con, default
-
-
-def _quote_columns(sql: str, columns: list[str]) -> str:
-    """Quote bare column names that contain ``/`` (longest first)."""
-    for c in sorted((c for c in columns if "/" in c), key=len, reverse=True):
-        sql = re.sub(rf'(?<![\w/"]){re.escape(c)}(?![\w/"])', f'"{c}"', sql)
-    return sql
 
 
 def query(
@@ -155,23 +247,28 @@ def query(
     where: str | None = None,
     sort: str | None = None,
     columns: str | None = None,
+    warn: Warn | None = None,
 ) -> tuple[list[str], list[tuple[Any, ...]]]:
     """Rows of the run index under ``root``.
 
     Args:
-        where: a duckdb SQL condition (``status='done' and lr > 1e-3``).
+        where: one boolean expression over the columns (``status='done' and lr > 1e-3``;
+            see :func:`where_clause`).
         sort: comma-separated columns, ``-`` before one for descending; NULLs last.
         columns: comma-separated columns, or ``all`` (default: the ``runs ls`` columns).
+        warn: receives one line per damaged run skipped (default: stderr).
 
     Returns:
         Column names and rows (Python values; None for missing).
 
     Raises:
-        ConfigError: an unknown column or an invalid ``where``; the message lists the columns.
+        ConfigError: an unknown column or an invalid ``where``; the message lists the
+            columns and never quotes values read from the runs.
+        StoreError: if ``root`` does not exist or is not a directory.
     """
-    con, default = index(root)
+    con, default = index(root, warn=warn)
     available = [d[0] for d in con.execute("select * from runs limit 0").description]
-    listing = ", ".join(available)
+    listing = ", ".join(c if c.isprintable() else repr(c) for c in available)  # one line
     if columns in (None, ""):
         cols = default
     elif columns == "all":
@@ -186,13 +283,43 @@ def query(
             order.append((s.lstrip("-"), "desc" if desc else "asc"))
     for c in cols + [c for c, _ in order]:
         require(c in available, "column", listing, c)
-    sql = "select " + ", ".join(f'"{c}"' for c in cols) + " from runs"
-    if where:
-        sql += " where " + _quote_columns(where, available)
+    sql = "select " + ", ".join(_ident(c) for c in cols) + " from runs"
+    if where is not None:
+        expr = where_clause(where, available)
+        _require_boolean(con, expr, where, listing)
+        sql += f" where ({expr})"
     if order:
-        sql += " order by " + ", ".join(f'"{c}" {d} nulls last' for c, d in order)
+        sql += " order by " + ", ".join(f"{_ident(c)} {d} nulls last" for c, d in order)
+    statements = duckdb.extract_statements(sql)
+    if len(statements) != 1 or statements[0].type != duckdb.StatementType.SELECT:
+        raise ConfigError(f"--where {where!r}: not one expression; columns: {listing}")
     try:
         return cols, con.execute(sql).fetchall()
     except duckdb.Error as e:
-        msg = str(e).strip().splitlines()[0]
-        raise ConfigError(f"--where {where!r}: {msg}; columns: {listing}") from None
+        raise ConfigError(f"--where {where!r}: {_safe_error(e)}; columns: {listing}") from None
+
+
+def _require_boolean(con: duckdb.DuckDBPyConnection, expr: str, where: str, listing: str) -> None:
+    """Bind ``expr`` (no row is read) and require a boolean (or NULL) result."""
+    try:
+        kind = str(con.execute(f"select ({expr}) from runs limit 0").description[0][1])
+    except duckdb.Error as e:
+        raise ConfigError(f"--where {where!r}: {_safe_error(e)}; columns: {listing}") from None
+    if kind not in ("BOOLEAN", '"NULL"'):
+        raise ConfigError(
+            f"--where {where!r} is a {kind}; allowed: a boolean expression (a comparison, "
+            f"and/or/not, ...); columns: {listing}"
+        )
+
+
+def _safe_error(e: duckdb.Error) -> str:
+    """duckdb's message if it comes from parsing or binding the query (it quotes only the
+    query), else just the error's kind: a failing cast or function quotes the value it
+    read, which is file content."""
+    if isinstance(e, (duckdb.ParserException, duckdb.BinderException, duckdb.CatalogException)):
+        return str(e).strip().splitlines()[0]
+    kind = type(e).__name__.removesuffix("Exception")
+    return (
+        f"{kind} error while evaluating it on the runs (values are not shown; compare "
+        "like types: see --columns all --format json)"
+    )

@@ -11,6 +11,7 @@ Layout::
     <run>/events.json              onsets and phenomenon-specific findings
     <run>/tables/<name>.parquet    phenomenon findings for the report (optional)
     <run>/report.html, figures/*.png
+    <run>/.run.lock                 OS file lock held while a process trains the run
 
 Every file is written atomically (:mod:`phasewatch.store.atomic`).
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import shutil
 import socket
 import time
 from pathlib import Path
@@ -35,6 +37,17 @@ from phasewatch.store import atomic
 
 METRIC_COLUMNS = ["step", "key", "value"]
 _CKPT = re.compile(r"^step_(\d+)\.safetensors$")
+_OPTIM = re.compile(r"^optim_step_(\d+)\.safetensors$")
+_TRAINED = (
+    "checkpoints",
+    "metrics.parquet",
+    "events.json",
+    "signals.parquet",
+    "signals.json",
+    "tables",
+    "figures",
+    "report.html",
+)
 
 
 def empty_metrics() -> pd.DataFrame:
@@ -64,14 +77,27 @@ class RunDir:
         self.path = Path(path)
 
     # ---- small JSON files -------------------------------------------------------------
-    def _read_json(self, name: str) -> Any:
+    def _read_json(self, name: str, kind: type = dict) -> Any:
+        """``<run>/<name>`` parsed; it must hold a JSON ``kind`` (an object by default).
+
+        Raises:
+            StoreError: if it is missing, unreadable (a directory, no permission),
+                unparsable or of another type.
+        """
         f = self.path / name
         try:
-            return json.loads(f.read_text())
+            data = json.loads(f.read_text())
         except FileNotFoundError:
             raise StoreError(f"{self.path}: missing {name}; not a phasewatch run") from None
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise StoreError(f"{self.path}: corrupted {name} ({e})") from None
+        except OSError as e:
+            raise StoreError(f"{self.path}: unreadable {name} ({e.strerror})") from None
+        if not isinstance(data, kind):
+            raise StoreError(
+                f"{self.path}: corrupted {name} (a JSON {type(data).__name__}; allowed: an object)"
+            )
+        return data
 
     @property
     def id(self) -> str:
@@ -82,12 +108,16 @@ class RunDir:
         """``config.json``: phenomenon, preset, task and train configs.
 
         Raises:
-            StoreError: if the file is missing, unparsable or lacks ``phenomenon``,
-                ``task`` or ``train``.
+            StoreError: if the file is missing, unparsable or lacks ``phenomenon`` (a
+                string), ``task`` or ``train`` (objects).
         """
         cfg = self._read_json("config.json")
-        if not isinstance(cfg, dict) or not {"phenomenon", "task", "train"} <= set(cfg):
-            raise StoreError(f"{self.path}: corrupted config.json (needs phenomenon, task, train)")
+        ok = {"phenomenon", "task", "train"} <= set(cfg) and isinstance(cfg["phenomenon"], str)
+        if not ok or not all(isinstance(cfg[k], dict) for k in ("task", "train")):
+            raise StoreError(
+                f"{self.path}: corrupted config.json (needs phenomenon: a string, task and "
+                "train: objects)"
+            )
         return cfg
 
     def env(self) -> dict[str, Any]:
@@ -227,6 +257,38 @@ class RunDir:
                     raise StoreError(f"{f}: corrupted checkpoint (no optimiser metadata)")
                 return step, self.load_checkpoint(step), _unflatten_optimizer(tensors, meta)
         return None
+
+    def resume_problem(self) -> str | None:
+        """What the run lacks to continue from a checkpoint (None if nothing): a
+        ``checkpoints`` that is not a folder, no model checkpoint, or no optimiser state
+        at a checkpointed step. Reads only file names."""
+        if self.checkpoint_dir.exists() and not self.checkpoint_dir.is_dir():
+            return "checkpoints is not a folder"
+        steps = set(self.checkpoint_steps())
+        if not steps:
+            return "no checkpoints (checkpoints/step_*.safetensors)"
+        optim = (_OPTIM.match(f.name) for f in self.checkpoint_dir.iterdir())
+        if not steps & {int(m.group(1)) for m in optim if m}:
+            return "no optimiser state (checkpoints/optim_step_*.safetensors)"
+        return None
+
+    def clear_training(self) -> None:
+        """Delete what training and analysis wrote (checkpoints, metrics, events, signals,
+        tables, report and figures), keeping config.json, env.json and status.json: the
+        folder of a run about to start over from step 0.
+
+        Raises:
+            StoreError: if something cannot be deleted.
+        """
+        for name in _TRAINED:
+            f = self.path / name
+            try:
+                if f.is_dir() and not f.is_symlink():
+                    shutil.rmtree(f)
+                elif f.exists() or f.is_symlink():
+                    f.unlink()
+            except OSError as e:
+                raise StoreError(f"{f}: cannot delete ({e.strerror})") from None
 
     def _load(self, f: Path, with_metadata: bool = False) -> Any:
         try:

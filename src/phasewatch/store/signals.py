@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from typing import Any, Protocol
+from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 
@@ -24,13 +25,29 @@ COLUMNS = ["step", "key", "value", "signal", "settings"]
 _DTYPES = {"step": "int64", "key": "str", "value": "float64", "signal": "str", "settings": "str"}
 
 
-class StepRows(Protocol):
-    """One checkpoint's measurements as the signals runner returns them."""
+@dataclass
+class StepResult:
+    """What the signals measured at one step (a checkpoint, or a trajectory signal's t).
+
+    Attributes:
+        step: the step (optimiser updates).
+        rows: ``(step, key, value, signal, settings hash)`` per value, for
+            ``signals.parquet``.
+        tables: table name -> rows of that step (``step`` and ``settings`` columns added).
+        warnings: ``{"step", "signal", "settings", "message"}`` per signal warning
+            (including a signal that was not applicable at this step).
+    """
 
     step: int
-    rows: list[tuple[int, str, float, str, str]]
-    tables: dict[str, pd.DataFrame]
-    warnings: list[dict[str, Any]]
+    rows: list[tuple[int, str, float, str, str]] = field(default_factory=list)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)
+    warnings: list[dict[str, Any]] = field(default_factory=list)
+
+    def extend(self, other: StepResult) -> None:
+        """Append ``other``'s rows, tables and warnings (same step) to this result."""
+        self.rows += other.rows
+        self.tables.update(other.tables)
+        self.warnings += other.warnings
 
 
 def read_signals(run: RunDir) -> pd.DataFrame:
@@ -82,16 +99,17 @@ class SignalStore:
         t = self.table
         return bool(((t["step"] == step) & (t["signal"] == name) & (t["settings"] == h)).any())
 
-    def add_many(self, results: list[StepRows]) -> None:
+    def add_many(self, results: list[StepResult]) -> None:
         """:meth:`add` several results, writing the files once."""
         for res in results:
             self.add(res, write=False)
         if results:
             self._write()
 
-    def add(self, res: StepRows, *, write: bool = True) -> None:
-        """Replace the rows, warnings and tables of ``res.step`` for the signals in ``res``."""
-        measured = {r[3] for r in res.rows}
+    def add(self, res: StepResult, *, write: bool = True) -> None:
+        """Replace the rows, warnings and tables of ``res.step`` for the signals in ``res``
+        (those with rows or warnings, so a repeated not-applicable warning is not doubled)."""
+        measured = {r[3] for r in res.rows} | {w["signal"] for w in res.warnings}
         t = self.table
         keep = ~((t["step"] == res.step) & t["signal"].isin(measured))
         new = pd.DataFrame(res.rows, columns=COLUMNS).astype(_DTYPES)

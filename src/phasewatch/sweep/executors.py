@@ -78,7 +78,7 @@ def _train_together(rds: Sequence[Any], report: bool) -> list[str]:
     for start, group in by_start.items():
         tasks, cfgs = [], []
         for rd, _ in group:
-            phen, task_cfg, train_cfg = api._configs(rd.config())
+            phen, task_cfg, train_cfg = api.configs(rd.config())
             tasks.append(phen.build(task_cfg, train_cfg))
             cfgs.append(train_cfg)
         states = [(p[1], p[2]) for _, p in group] if start > 0 else None

@@ -32,12 +32,12 @@ BATCH_GAIN = 1.2  # batch if its seed-steps/s beat one member's by this factor
 
 def _measure(group: Sequence[Any]) -> dict[str, float]:
     """One-thread seed-steps/s of one member alone and of a batch of up to 16 members."""
-    from phasewatch.api import _configs
+    from phasewatch.api import configs
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        built = [_configs(m.config) for m in group[: batched.MAX_BATCH]]
+        built = [configs(m.config) for m in group[: batched.MAX_BATCH]]
         phen, task_cfg, train_cfg = built[0]
         single = batched.single_rate(phen.build(task_cfg, train_cfg), train_cfg)
         tasks = [p.build(t, c) for p, t, c in built]

@@ -8,16 +8,15 @@ not ``done`` or ``failed``, each from its last checkpoint, into the same directo
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from phasewatch.errors import ConfigError, StoreError
+from phasewatch.store.lock import sweep_lock
 from phasewatch.sweep import executors
 from phasewatch.sweep import plan as planning
 from phasewatch.sweep.spec import (
@@ -54,35 +53,6 @@ class SweepResult:
 
 
 # ---- the sweep directory ------------------------------------------------------------------
-@contextlib.contextmanager
-def sweep_lock(out: Path) -> Iterator[None]:
-    """Hold ``<out>/.sweep.lock`` (an OS file lock, released even on kill -9).
-
-    Raises:
-        ConfigError: if another process holds it.
-        StoreError: if ``out`` cannot be created.
-    """
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-    except OSError as e:
-        raise StoreError(
-            f"--out {out}: not writable ({e.strerror}); allowed: a writable directory"
-        ) from None
-    f = open(out / ".sweep.lock", "w")  # noqa: SIM115 (held for the whole sweep)
-    try:
-        try:
-            import fcntl
-
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:  # no fcntl (Windows): no lock
-            pass
-        except OSError:
-            raise ConfigError(
-                f"{out}: another phasewatch sweep is running on it; allowed: wait for it"
-            ) from None
-        yield
-    finally:
-        f.close()
 
 
 def member_status(path: Path) -> str:

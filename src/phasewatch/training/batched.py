@@ -6,7 +6,10 @@ One forward/backward pass computes all K losses, and :class:`StackedAdamW` appli
 AdamW with each member's own learning rate, warm-up, weight decay and betas. Each
 member keeps its own seed (initialisation and data) and its own run directory: metrics,
 checkpoints and optimiser state are written exactly as :func:`~phasewatch.training.train`
-writes them, so a member resumes as an ordinary run and vice versa.
+writes them, so a member resumes as an ordinary run and vice versa. That includes the
+``updates/…`` Gram spectrum of parameter updates (:mod:`phasewatch.training.updates`): one
+:class:`~phasewatch.training.updates.UpdateTracker` with a member dimension, equal to a
+single run's within float round-off, its window stored with each member's optimiser state.
 
 A phenomenon opts in with a ``batch_fields`` attribute (config fields, beyond
 :data:`TRAIN_FIELDS`, that may differ inside a batch) and a task that provides either
@@ -39,6 +42,14 @@ from phasewatch.config import TrainConfig
 from phasewatch.store.run import RunDir, tidy
 from phasewatch.training.progress import progress_bar
 from phasewatch.training.trainer import learning_rate, make_optimizer
+from phasewatch.training.updates import (
+    WINDOW,
+    UpdateTracker,
+    due,
+    flatten,
+    join_state,
+    split_state,
+)
 
 # TrainConfig fields that may differ between the members of one batch (per-member AdamW).
 TRAIN_FIELDS = ("seed", "lr", "weight_decay", "beta1", "beta2", "warmup_steps")
@@ -213,9 +224,11 @@ class _Member:
         parts = [df for df in (self.old, tidy(self.rows)) if df is not None and not df.empty]
         self.run.write_metrics(pd.concat(parts) if parts else tidy([]))
 
-    def evaluate(self, step: int) -> None:
-        """Record the task's metrics at ``step`` (written by the next :meth:`flush`)."""
-        self.rows += [(step, n, v) for n, v in self.task.evaluate().items()]
+    def evaluate(self, step: int, extra: dict[str, float] | None = None) -> None:
+        """Record the task's metrics at ``step`` and then ``extra`` (the ``updates/…``
+        values), written by the next :meth:`flush`."""
+        values = self.task.evaluate() | (extra or {})
+        self.rows += [(step, n, v) for n, v in values.items()]
 
     def checkpoint(self, step: int, optim_state: dict[str, Any]) -> None:
         """Flush the metrics, save weights and ``optim_state`` at ``step``, mark running."""
@@ -249,6 +262,21 @@ def _stack(
     return params, opt
 
 
+def _tracker(
+    params: dict[str, Tensor],
+    states: Sequence[tuple[dict[str, Tensor], dict] | None] | None,
+    window: int,
+) -> UpdateTracker:
+    """The members' update tracker (:mod:`phasewatch.training.updates`), its windows
+    restored from the members' optimiser states if ``states`` is given."""
+    k = len(next(iter(params.values())))
+    flat = flatten(params.values(), k)  # (K, P)
+    tracker = UpdateTracker(flat.shape[1], members=k, window=window)
+    if states is not None:
+        tracker.load([split_state(st[1])[1] for st in states], flat)
+    return tracker
+
+
 def train_batched(
     runs: Sequence[RunDir],
     tasks: Sequence[Any],
@@ -257,6 +285,7 @@ def train_batched(
     start: int = 0,
     states: Sequence[tuple[dict[str, Tensor], dict] | None] | None = None,
     progress: bool = False,
+    update_window: int = WINDOW,
 ) -> list[str]:
     """Train K members as one stacked model; write each member's run directory.
 
@@ -266,6 +295,7 @@ def train_batched(
         start: the step all members resume from (0 = fresh).
         states: per member, ``(model_state, optimizer_state)`` at ``start`` (resume).
         progress: show a progress bar.
+        update_window: W, the updates in each Gram window.
 
     Returns:
         Per member ``"trained"`` or ``"failed"`` (a non-finite loss: the member's status
@@ -275,6 +305,7 @@ def train_batched(
     torch.set_num_threads(c0.num_threads)
     members = [_Member(r, t, c, start) for r, t, c in zip(runs, tasks, cfgs)]
     params, opt = _stack(tasks, cfgs, states)
+    tracker = _tracker(params, states, update_window)
     templates = [make_optimizer(t.model, c) for t, c in zip(tasks, cfgs)]
     loss_fn = loss_function(tasks)
     with progress_bar(progress) as bar:
@@ -282,12 +313,16 @@ def train_batched(
         for step in range(start, c0.steps + 1):
             last = step == c0.steps
             live = [k for k, a in enumerate(opt.alive) if a]
+            if tracker.on and due(step, c0.eval_every, c0.steps, update_window):
+                tracker.observe(step, flatten(params.values(), len(tasks)))
             if step % c0.eval_every == 0 or last:
+                gram = tracker.metrics(step)
                 for k in live:
-                    members[k].evaluate(step)
+                    members[k].evaluate(step, gram[k])
             if step % c0.checkpoint_every == 0 or last:
                 for k in live:
-                    members[k].checkpoint(step, opt.member_state(k, templates[k]))
+                    state = join_state(opt.member_state(k, templates[k]), tracker.state(step, k))
+                    members[k].checkpoint(step, state)
             if last or not live:
                 break
             losses = loss_fn(params, step)  # (K,)

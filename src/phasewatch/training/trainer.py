@@ -20,6 +20,14 @@ from phasewatch.errors import RunFailed
 from phasewatch.store.run import RunDir, tidy
 from phasewatch.training.progress import progress_bar
 from phasewatch.training.task import Task
+from phasewatch.training.updates import (
+    WINDOW,
+    UpdateTracker,
+    due,
+    flatten,
+    join_state,
+    split_state,
+)
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -49,10 +57,49 @@ def _format_info(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={metrics[k]:.3g}" for k in shown)
 
 
+def _setup(
+    run: RunDir, model: nn.Module, cfg: TrainConfig, resume: bool, window: int
+) -> tuple[torch.optim.Optimizer, UpdateTracker, int, pd.DataFrame | None]:
+    """The optimiser, the update tracker, the start step and the metric rows before it;
+    with ``resume``, the model, optimiser and update window restored from the run's
+    resume point (if it has one)."""
+    opt = make_optimizer(model, cfg)
+    tracker = UpdateTracker(sum(p.numel() for p in model.parameters()), window=window)
+    point = run.resume_point() if resume else None
+    if point is None:
+        return opt, tracker, 0, None
+    start, model_state, opt_state = point
+    model.load_state_dict(model_state)
+    opt_state, stored = split_state(opt_state)
+    opt.load_state_dict(opt_state)
+    tracker.load([stored], flatten(model.parameters())[None])
+    old = run.metrics()
+    return opt, tracker, start, old[old["step"] < start]
+
+
+def _save(
+    run: RunDir, step: int, model: nn.Module, opt: torch.optim.Optimizer, tracker: UpdateTracker
+) -> None:
+    """Checkpoint ``step`` (weights; optimiser state with the update window) and mark the
+    run running."""
+    opt_state = join_state(opt.state_dict(), tracker.state(step))
+    run.save_checkpoint(step, model.state_dict(), opt_state)
+    run.set_status("running", step)
+
+
 def train(
-    run: RunDir, task: Task, cfg: TrainConfig, *, resume: bool = False, progress: bool = True
+    run: RunDir,
+    task: Task,
+    cfg: TrainConfig,
+    *,
+    resume: bool = False,
+    progress: bool = True,
+    update_window: int = WINDOW,
 ) -> int:
     """Train ``task`` for ``cfg.steps`` updates, writing metrics and checkpoints to ``run``.
+
+    Eval steps t >= ``update_window`` also log the parameter-update Gram spectrum
+    ``updates/gram_*`` (:mod:`phasewatch.training.updates`; its window is checkpointed).
 
     Returns:
         The number of the last step (``cfg.steps``).
@@ -64,14 +111,7 @@ def train(
     """
     torch.set_num_threads(cfg.num_threads)
     model = task.model
-    opt = make_optimizer(model, cfg)
-    start, old = 0, None
-    if resume and (point := run.resume_point()) is not None:
-        start, model_state, opt_state = point
-        model.load_state_dict(model_state)
-        opt.load_state_dict(opt_state)
-        old = run.metrics()
-        old = old[old["step"] < start]
+    opt, tracker, start, old = _setup(run, model, cfg, resume, update_window)
     rows: list[tuple[int, str, float]] = []
 
     def flush() -> None:
@@ -83,14 +123,15 @@ def train(
         task_id = bar.add_task("train", total=cfg.steps, completed=start, info="")
         for step in range(start, cfg.steps + 1):
             last = step == cfg.steps
+            if tracker.on and due(step, cfg.eval_every, cfg.steps, update_window):
+                tracker.observe(step, flatten(model.parameters())[None])
             if step % cfg.eval_every == 0 or last:
-                values = task.evaluate()
+                values = task.evaluate() | tracker.metrics(step)[0]
                 rows += [(step, k, v) for k, v in values.items()]
                 bar.update(task_id, info=_format_info(values))
             if step % cfg.checkpoint_every == 0 or last:
                 flush()
-                run.save_checkpoint(step, model.state_dict(), opt.state_dict())
-                run.set_status("running", step)
+                _save(run, step, model, opt, tracker)
             if last:
                 break
             for group in opt.param_groups:

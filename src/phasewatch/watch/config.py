@@ -33,7 +33,7 @@ from phasewatch.watch.probe import WATCHED, check_factory
 
 DEFAULT_SIGNALS = ("geometry", "gradients")
 EXPENSIVE = frozenset({"llc", "hessian"})  # measured every ``expensive_every`` steps
-NEEDS_LOSS = frozenset({"gradients", "llc", "hessian"})  # need probe_batch and loss_fn
+NEEDS_LOSS = frozenset({"gradients", "llc", "hessian", "samples"})  # need probe_batch, loss_fn
 
 
 def _positive(value: Any, optional: bool = False) -> bool:
@@ -66,8 +66,10 @@ class WatchConfig:
         steps: planned number of training steps; needed for early warnings (their windows
             are fractions of it). None: signals and metrics only.
         signals: registered signal names (``geometry``, ``gradients``, ``llc``,
-            ``hessian``), stored as a tuple; all but ``geometry`` need a probe batch and a
-            loss function.
+            ``hessian``, ``samples``, trajectory signals such as ``loss_spectrum``),
+            stored as a tuple; :data:`NEEDS_LOSS` need a probe batch and a loss function.
+            A trajectory signal is measured every ``every`` steps on what the Watcher has
+            logged so far (:mod:`phasewatch.watch.inline`); its ``needs`` are measured too.
         every: cadence of the cheap signals and of the early-warning update, in steps.
         expensive_every: cadence of ``llc`` and ``hessian``, in steps; None: 10·every
             (:attr:`expensive_cadence`).

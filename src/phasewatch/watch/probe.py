@@ -11,7 +11,9 @@ batch's structure — a tensor, or a tuple/list/dict of them — as JSON metadat
 model and loss function are rebuilt by the user's own *factory*, an import string
 ``"package.module:function"`` recorded in ``config.json`` (``task.factory``, called with
 ``task.factory_kwargs``) that returns ``(model, loss_fn)``; each checkpoint's weights are
-then loaded into the rebuilt model (:func:`load_task`).
+then loaded into the rebuilt model (:func:`load_task`). A run folder may come from anyone,
+so its factory is imported only when the user vouches for it: ``--factory`` with the same
+import string, or ``--trust-run-factory`` (:func:`trusted_factory`).
 
 Loss functions take ``(model, batch)`` and return per-sample losses ``(n,)`` in nats or
 their mean; ready-made ones: :func:`cross_entropy` (``batch = (x, y)``) and :func:`hf_loss`
@@ -32,6 +34,7 @@ from safetensors import safe_open
 from torch import Tensor, nn
 
 from phasewatch.errors import ConfigError, StoreError
+from phasewatch.signals.trajectory import NotApplicable
 from phasewatch.store import RunDir
 from phasewatch.store.atomic import write_safetensors
 
@@ -80,6 +83,10 @@ def batch_size(batch: Any) -> int | None:
 class WatchedTask:
     """A user's model as a signal-runner task (see module docstring).
 
+    ``probe_logits``/``probe_targets`` hand a classifier's ``(n, classes)`` output and
+    integer labels to the ``logit_scale`` and ``ntk_alignment`` precursors; for any other
+    model they raise :class:`~phasewatch.signals.trajectory.NotApplicable`.
+
     Raises:
         ConfigError: if ``loss_fn(model, batch)`` fails, does not return a finite float
             tensor of shape () or (n,), or the probe size cannot be told.
@@ -115,6 +122,50 @@ class WatchedTask:
         """Mean loss (nats) of the model's current weights on the probe batch."""
         out = self.loss_fn(self.model, self.batch)
         return out.mean() if out.ndim else out
+
+    def _model_output(self, rows: Tensor | None) -> Any:
+        """The user's model on the probe batch (its ``rows`` only if given): ``model(x)``
+        for ``(x, y)``, ``model(**b)`` for a dict (its ``.logits`` if any), ``model(b)``
+        for a tensor."""
+        b = self.batch
+        if rows is not None:
+            n = self.probe_size
+            b = map_tensors(b, lambda t: t[rows] if t.ndim and t.shape[0] == n else t)
+        if isinstance(b, dict):
+            out = self.model(**b)
+            return getattr(out, "logits", out)
+        return self.model(b[0] if isinstance(b, (tuple, list)) else b)
+
+    def probe_logits(self, step: int, rows: Tensor | None = None) -> Tensor:
+        """The model's ``(n, classes)`` output on the probe batch (its ``rows`` only if
+        given), as logits.
+
+        Raises:
+            NotApplicable: if that output is not a 2-D float tensor with a row per sample
+                and at least 2 columns (a regression model has no logits).
+        """
+        out = self._model_output(rows)
+        want = self.probe_size if rows is None else len(rows)
+        ok = torch.is_tensor(out) and out.ndim == 2 and out.is_floating_point()
+        if not ok or out.shape[0] != want or out.shape[1] < 2:
+            got = tuple(out.shape) if torch.is_tensor(out) else type(out).__name__
+            raise NotApplicable(
+                f"needs the model's output on the probe batch as (n={want}, classes >= 2) "
+                f"logits; got {got}"
+            )
+        return out
+
+    def probe_targets(self, step: int) -> Tensor:
+        """The integer labels ``y`` (n,) of an ``(x, y)`` probe batch.
+
+        Raises:
+            NotApplicable: if the batch is not ``(x, y)`` with y an (n,) integer tensor.
+        """
+        b = self.batch
+        y = b[1] if isinstance(b, (tuple, list)) and len(b) == 2 else None
+        if not (torch.is_tensor(y) and y.ndim == 1 and not y.is_floating_point()):
+            raise NotApplicable("needs an (x, y) probe batch with integer labels y of shape (n,)")
+        return y
 
     def evaluate(self) -> dict[str, float]:
         """No evaluation metrics: a watched run's metrics come from the user's loop."""
@@ -247,17 +298,34 @@ def check_factory(
     return spec, dict(kwargs or {})
 
 
-def load_task(run: RunDir) -> WatchedTask:
-    """The :class:`WatchedTask` of a watched run, rebuilt by its factory (weights: the
-    factory's; the caller loads a checkpoint) in eval mode on the stored probe batch.
+def _json_kwargs(value: Any) -> bool:
+    """Whether ``value`` is plain JSON data: None, bool, int, float, str, and lists and
+    str-keyed dicts of them (nothing a factory could receive as an object to call)."""
+    if isinstance(value, _SCALARS):
+        return True
+    if isinstance(value, list):
+        return all(_json_kwargs(v) for v in value)
+    if isinstance(value, dict):
+        return all(isinstance(k, str) and _json_kwargs(v) for k, v in value.items())
+    return False
+
+
+def trusted_factory(
+    run: RunDir, *, factory: str | None = None, trust_run_factory: bool = False
+) -> tuple[str, dict[str, Any]]:
+    """The recorded ``(factory, factory_kwargs)`` of a watched run, once the user has
+    vouched for the factory: a run folder may come from anyone, and its factory is code,
+    so nothing it names is imported unless the caller passes the same import string
+    (``factory``, from ``--factory``) or ``trust_run_factory=True``. Checked before any
+    import.
 
     Raises:
-        ConfigError: if the run has no factory, it is not importable here, or it does not
-            return ``(model, loss_fn)``; the message says what to pass.
-        StoreError: if the probe batch is missing or unreadable.
+        ConfigError: if the run records no factory, neither ``factory`` nor
+            ``trust_run_factory`` is given, ``factory`` differs from the recorded one, or
+            the recorded kwargs are not plain JSON data.
     """
     cfg = run.config()["task"]
-    spec = cfg.get("factory")
+    spec = cfg.get("factory") if isinstance(cfg, dict) else None
     if not spec:
         raise ConfigError(
             f"{run.path}: a watched run without factory: `measure` cannot rebuild the model; "
@@ -265,8 +333,50 @@ def load_task(run: RunDir) -> WatchedTask:
             "loss_fn), or measure during training with Watcher(signals=[...]) "
             "(`detect` and `report` work without it)"
         )
+    if not isinstance(spec, str) or not _FACTORY.match(spec):
+        raise ConfigError(
+            f"{run.path}: config.json task.factory={spec!r} is invalid; allowed: an import "
+            "string 'package.module:function'"
+        )
+    if factory is not None and factory != spec:
+        raise ConfigError(
+            f"--factory {factory!r} differs from the run's recorded factory {spec!r} "
+            "(config.json task.factory); allowed: the recorded one, once you trust it"
+        )
+    if factory is None and not trust_run_factory:
+        raise ConfigError(
+            f"{run.path}: rebuilding this watched run's model runs its recorded factory "
+            f"{spec!r}; if you trust that code, pass --factory {spec} (Python: "
+            f"factory={spec!r}) or --trust-run-factory"
+        )
+    kwargs = cfg.get("factory_kwargs") or {}
+    if not isinstance(kwargs, dict) or not _json_kwargs(kwargs):
+        raise ConfigError(
+            f"{run.path}: config.json task.factory_kwargs is invalid; allowed: a dict of "
+            "JSON values (str keys)"
+        )
+    return spec, kwargs
+
+
+def load_task(
+    run: RunDir, *, factory: str | None = None, trust_run_factory: bool = False
+) -> WatchedTask:
+    """The :class:`WatchedTask` of a watched run, rebuilt by its factory (weights: the
+    factory's; the caller loads a checkpoint) in eval mode on the stored probe batch.
+
+    Args:
+        factory: the import string the user vouches for; it must equal the recorded one.
+        trust_run_factory: run the recorded factory without ``factory``.
+
+    Raises:
+        ConfigError: if the run has no factory, the user has not vouched for it
+            (:func:`trusted_factory`), it is not importable here, or it does not return
+            ``(model, loss_fn)``; the message says what to pass.
+        StoreError: if the probe batch is missing or unreadable.
+    """
+    spec, kwargs = trusted_factory(run, factory=factory, trust_run_factory=trust_run_factory)
     try:
-        made = resolve_factory(spec)(**cfg.get("factory_kwargs", {}))
+        made = resolve_factory(spec)(**kwargs)
     except ConfigError as e:
         raise ConfigError(f"{run.path}: {e}; put the factory's module on PYTHONPATH") from None
     except Exception as e:

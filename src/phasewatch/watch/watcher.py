@@ -64,6 +64,7 @@ from phasewatch.signals.base import settings_hash
 from phasewatch.store.env import describe
 from phasewatch.store.run import create_run_at, tidy
 from phasewatch.store.signals import SignalStore
+from phasewatch.training.updates import ModelUpdates
 from phasewatch.watch.close import finish_config, watch_block, write_detect_block, write_watch_block
 from phasewatch.watch.config import EXPENSIVE, NEEDS_LOSS, WatchConfig, build_config, run_config
 from phasewatch.watch.inline import Inline
@@ -168,7 +169,8 @@ class Watcher:
         _check_out(cfg.out)
         self.model = model
         self.task = WatchedTask(model, probe_batch, loss_fn) if loss_fn is not None else None
-        self.inline = Inline(model, self.task)
+        self.inline = Inline(model, self.task, logs=lambda: (self.metrics.rows, self.rd))
+        self.updates = ModelUpdates(model, cfg.every)  # updates/gram_* (Xu 2026)
         self._user_warn = on_warning
         self.detector = (
             OnlineDetector(cfg.steps, cfg.detect, on_warning=self._warned) if cfg.steps else None
@@ -236,6 +238,8 @@ class Watcher:
         if kept is None:
             return
         values, new = kept
+        if new and (gram := self.updates.step(step)):  # between calls, at measured steps
+            values = values | self.metrics.add(step, gram)[0]
         if self.detector is not None:
             self.detector.add(step, values)
         if new:
@@ -280,7 +284,7 @@ class Watcher:
                 log.warning(
                     "phasewatch Watcher: signal %s disabled at step %d: %s", name, res.step, err
                 )
-        if not res.rows:
+        if not res.rows and not res.warnings:  # not-applicable warnings are stored too
             return
         self._unstored.append(res)  # written to signals.parquet at the next flush
         if self.detector is not None:

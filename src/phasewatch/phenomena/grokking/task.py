@@ -81,6 +81,19 @@ class GrokkingTask:
         """The ``a b =`` tokens of the training pairs, for hook-point activations."""
         return self.tokens[self.train_idx]
 
+    def probe_logits(
+        self, step: int, rows: Int[Tensor, " m"] | None = None
+    ) -> Float[Tensor, "rows p"]:
+        """Read-out logits (answer position) of the training pairs, the probe batch of
+        ``train_loss`` (only its ``rows`` if given); differentiable (``logit_scale``,
+        ``ntk_alignment``)."""
+        idx = self.train_idx if rows is None else self.train_idx[rows.to(self.train_idx.device)]
+        return self.logits(idx)
+
+    def probe_targets(self, step: int) -> Int[Tensor, " n_train"]:
+        """The answers ``(a op b) mod p`` of the training pairs (rows of :meth:`probe_logits`)."""
+        return self.labels[self.train_idx]
+
     @torch.no_grad()
     def evaluate(self) -> dict[str, float]:
         """The metrics of one eval step: ``train|test/loss`` (nats) and ``/acc``, the total

@@ -26,6 +26,9 @@ from phasewatch.phenomena.induction.data import (
 )
 from phasewatch.phenomena.streams import generator
 
+PROBE_ROWS = 512
+"""At most this many (sequence, position) rows in :meth:`InductionTask.probe_logits`."""
+
 
 def head_name(layer: int, head: int) -> str:
     """The metric name of a head: ``L<layer>H<head>`` (``L1H3``), both counted from 0."""
@@ -96,6 +99,31 @@ class InductionTask:
     def probe_inputs(self, step: int) -> Int[Tensor, "batch n_ctx"]:
         """The model inputs of batch ``step`` (``model(tokens)`` fires every hook point)."""
         return self.batch(step)
+
+    def _probe_rows(self, step: int) -> Int[Tensor, "seqs n_ctx"]:
+        """The first sequences of batch ``step`` whose next-token predictions fit in
+        ``PROBE_ROWS`` rows (at least one sequence)."""
+        return self.batch(step)[: max(1, PROBE_ROWS // (self.cfg.n_ctx - 1))]
+
+    def probe_logits(
+        self, step: int, rows: Int[Tensor, " m"] | None = None
+    ) -> Float[Tensor, "rows vocab"]:
+        """Next-token logits of batch ``step``, flattened over (sequence, position): row
+        ``s·(n_ctx − 1) + i`` predicts ``tokens[s, i + 1]``; capped at ``PROBE_ROWS`` rows
+        (whole sequences from the first) so that per-row signals stay cheap. With
+        ``rows``, only those rows (only their sequences are run)."""
+        tokens = self._probe_rows(step)
+        if rows is None:
+            return fast_logits(self.model, tokens)[:, :-1].flatten(0, 1)  # (S·(T−1), V)
+        rows = rows.to(tokens.device)
+        seqs, which = torch.unique(rows // (self.cfg.n_ctx - 1), return_inverse=True)
+        logits = fast_logits(self.model, tokens[seqs])  # (S', T, V)
+        return logits[which, rows % (self.cfg.n_ctx - 1)]  # (m, V)
+
+    def probe_targets(self, step: int) -> Int[Tensor, " rows"]:
+        """The next tokens that the rows of :meth:`probe_logits` predict."""
+        tokens = self._probe_rows(step)
+        return tokens[:, 1:].flatten()
 
     @torch.no_grad()
     def repeat_measures(

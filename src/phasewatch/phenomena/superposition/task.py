@@ -12,7 +12,7 @@ from collections.abc import Sequence
 import numpy as np
 import torch
 from einops import rearrange
-from jaxtyping import Float
+from jaxtyping import Float, Int
 from torch import Tensor
 
 from phasewatch.config import TrainConfig
@@ -112,6 +112,30 @@ class SuperpositionTask:
         closed-form gradient of :class:`FusedToyLoss` (same maths as autograd)."""
         x = self.batch_at(step)
         return FusedToyLoss.apply(x, self.model.W, self.model.b, self.importances).sum()
+
+    def per_sample_loss(self, step: int) -> Float[Tensor, " batch"]:
+        """Each example's loss on step's batch, summed over instances:
+        ``Σ_k Σ_i I_ki (x_kbi − x'_kbi)²`` (autograd path; its batch mean is
+        :meth:`train_loss`). Gives the signals their probe size and per-sample losses."""
+        x = self.batch_at(step)  # (I, B, n)
+        err = (self.model(x) - x).pow(2) * self.importances[:, None, :]
+        return err.sum(dim=(0, 2))
+
+    def probe_outputs(
+        self, step: int, rows: Int[Tensor, " m"] | None = None
+    ) -> Float[Tensor, "rows instances_n"]:
+        """The reconstructions x' of step's batch (only its examples ``rows`` if given),
+        one row per batch example with every instance's output side by side (a regression
+        model: no logits, so the ``logit_scale`` precursor does not apply;
+        ``ntk_alignment`` uses these)."""
+        x = self.batch_at(step)  # (I, B, n)
+        if rows is not None:
+            x = x[:, rows.to(x.device)]
+        return rearrange(self.model(x), "k b n -> b (k n)")
+
+    def probe_targets(self, step: int) -> Float[Tensor, "batch instances_n"]:
+        """The regression targets of :meth:`probe_outputs`: the inputs x themselves."""
+        return rearrange(self.batch_at(step), "k b n -> b (k n)")
 
     @staticmethod
     def stacked_loss(
