@@ -76,23 +76,30 @@ def test_half_time_formula_on_an_exact_logistic():
     assert abs(a.item() - s / 2) < 1e-6
 
 
-def test_sgd_resume_is_bit_exact(tmp_path, runs):
+def test_sgd_resume_is_bit_exact(tmp_path, runs, monkeypatch):
     rd, _ = runs
-    cut = tmp_path / "cut"
-    import shutil
+    real = DeepLinearTask.train_loss
 
-    shutil.copytree(rd.path, cut)
-    killed = open_run(cut)
-    for f in killed.checkpoint_dir.glob("step_*.safetensors"):
-        if int(f.stem.split("_")[1]) > 500:
-            f.unlink()
-    killed.set_status("running", 500)
-    # a process that is gone: the run is interrupted, not running
-    status = killed.status() | {"pid": 2**22 + 12345}
-    (cut / "status.json").write_text(__import__("json").dumps(status))
-    resumed = api.run("deep-linear", resume=cut, progress=False, report=False)
+    def dying(self, step):  # killed mid-way between the checkpoints at 500 and 525
+        if step == 510:
+            raise KeyboardInterrupt
+        return real(self, step)
+
+    monkeypatch.setattr(DeepLinearTask, "train_loss", dying)
+    with pytest.raises(KeyboardInterrupt):
+        api.run("deep-linear", "saxe", {"threads": 1}, out=tmp_path, progress=False)
+    monkeypatch.setattr(DeepLinearTask, "train_loss", real)
+    (killed,) = tmp_path.iterdir()
+    assert open_run(killed).checkpoint_steps()[-1] == 500
+    resumed = api.run("deep-linear", resume=killed, progress=False, report=False)
     a, b = rd.load_checkpoint(1000), resumed.load_checkpoint(1000)
     assert all(torch.equal(a[k], b[k]) for k in a)
+    ma, mb = rd.metrics(), resumed.metrics()
+    assert (
+        ma.sort_values(["step", "key"])
+        .reset_index(drop=True)
+        .equals(mb.sort_values(["step", "key"]).reset_index(drop=True))
+    )
 
 
 @pytest.mark.parametrize(

@@ -45,7 +45,10 @@ of m vector–Jacobian products each (vectorised with ``is_grads_batched`` when 
 allows it, else a loop), plus O(m² P) for the Gram matrices; memory m × P floats (P
 parameters). Measured here (1 thread, default m = 64, R = 4) on the p = 113 grokking
 model (227k parameters): about 2.4 s, i.e. ~18 training steps of 0.13 s; the loop
-fallback took the same time there.
+fallback took the same time there. **More than 20 training steps per measured point on
+small models** (``bench/signals.py``, 2026-12-04: 53 steps on the grokking ``small`` model,
+22 on ``nanda2023``, 14 on induction ``olsson-2layer``): the m × P gradient matrix does not
+shrink with the model's training batch.
 """
 
 from __future__ import annotations
