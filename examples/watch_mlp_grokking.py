@@ -2,7 +2,8 @@
 
     python examples/watch_mlp_grokking.py --out runs/watch-mlp --checkpoint-every 200
     phasewatch report runs/watch-mlp        # signals, early warnings, overhead
-    PYTHONPATH=examples phasewatch measure runs/watch-mlp --signals llc   # later, via build()
+    PYTHONPATH=examples phasewatch measure runs/watch-mlp --signals llc \
+        --factory watch_mlp_grokking:build   # later, via build(): named on the command line
 
 A two-token embedding MLP learns (a + b) mod p from half of the pairs with full-batch
 AdamW and strong weight decay (it memorises in ~300 steps and generalises near step 1,500);
