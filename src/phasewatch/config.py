@@ -8,6 +8,7 @@ Phenomenon-specific settings live in each phenomenon's own config dataclass.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -32,6 +33,66 @@ def require_choice(field: str, value: Any, choices: Iterable[Any]) -> None:
     require(value in choices, field, ", ".join(map(str, choices)), value)
 
 
+def require_finite(cfg: Any) -> None:
+    """Require every float field of dataclass ``cfg`` (and every float in a tuple field) to
+    be finite.
+
+    Raises:
+        ConfigError: naming the first field holding ``nan`` or ``inf``.
+    """
+    for f in dataclasses.fields(cfg):
+        value = getattr(cfg, f.name)
+        items = value if isinstance(value, tuple) else (value,)
+        ok = all(math.isfinite(v) for v in items if isinstance(v, float))
+        require(ok, f.name, "a finite number (not nan or inf)", value)
+
+
+def estimate_bytes(cfg: Any, *, copies: int = 1) -> int:
+    """A cheap upper-bound guess of the peak memory of training a model of config ``cfg``.
+
+    ``cfg.memory_bytes()`` if the config defines it, else the product of its two largest
+    integer fields taken as a parameter count, at 4 bytes per float and 4 floats per
+    parameter (weights, gradients, two Adam moments); times ``copies`` (seeds trained in
+    one batched model).
+    """
+    if hasattr(cfg, "memory_bytes"):
+        return cfg.memory_bytes() * copies
+    sizes = sorted(
+        (v for v in dataclasses.asdict(cfg).values() if type(v) is int and v > 0), reverse=True
+    )
+    params = math.prod(sizes[:2]) if sizes else 1
+    return params * 16 * copies
+
+
+def available_memory() -> int | None:
+    """Bytes of RAM available now (psutil if installed, else ``os.sysconf``), or None."""
+    try:
+        import psutil
+
+        return int(psutil.virtual_memory().available)
+    except ImportError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_AVPHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return None
+
+
+def require_memory(what: str, needed: int) -> None:
+    """Refuse a run whose estimated peak memory ``needed`` exceeds the available RAM.
+
+    Raises:
+        ConfigError: naming ``what`` (the fields that set the size) and the estimate.
+    """
+    free = available_memory()
+    if free is not None and needed > free:
+        raise ConfigError(
+            f"{what}: an estimated {needed / 2**30:,.1f} GiB of memory is needed, "
+            f"{free / 2**30:,.1f} GiB is available; allowed: smaller sizes"
+        )
+
+
+MAX_SEED = 2**63 - 1
 OPTIMIZERS = ("adamw", "sgd")
 
 
@@ -40,7 +101,7 @@ class TrainConfig:
     """The training loop's settings, common to all phenomena.
 
     Attributes:
-        seed: seeds data generation and initialisation (any integer >= 0).
+        seed: seeds data generation and initialisation (an integer in [0, 2**63 - 1]).
         steps: number of optimiser updates.
         optimizer: ``adamw`` (default) or ``sgd`` (plain gradient descent, no momentum:
             the gradient-flow setting of Saxe et al. 2014; betas are then unused).
@@ -69,7 +130,8 @@ class TrainConfig:
     threads: int = 0
 
     def __post_init__(self) -> None:
-        require(self.seed >= 0, "seed", "an integer >= 0", self.seed)
+        require_finite(self)
+        require(0 <= self.seed <= MAX_SEED, "seed", "an integer in [0, 2**63 - 1]", self.seed)
         require(self.steps >= 1, "steps", "an integer >= 1", self.steps)
         require_choice("optimizer", self.optimizer, OPTIMIZERS)
         require(self.lr > 0, "lr", "a float > 0", self.lr)
@@ -102,21 +164,32 @@ def to_dict(cfg: Any) -> dict[str, Any]:
 
 
 def from_dict(cls: type, data: dict[str, Any], *, where: str = "config"):
-    """Build dataclass ``cls`` from ``data``; unknown keys raise :class:`ConfigError`."""
+    """Build dataclass ``cls`` from ``data``; unknown keys or non-finite floats raise
+    :class:`ConfigError`."""
     names = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(data) - names)
     if unknown:
         raise ConfigError(
             f"{where}: unknown field(s) {', '.join(unknown)}; allowed: {', '.join(sorted(names))}"
         )
-    return cls(**data)
+    cfg = cls(**data)
+    require_finite(cfg)
+    return cfg
 
 
 def override(cfg: Any, values: dict[str, Any]) -> Any:
-    """``dataclasses.replace`` restricted to the fields of ``cfg`` that appear in ``values``."""
+    """``dataclasses.replace`` restricted to the fields of ``cfg`` that appear in ``values``.
+
+    Raises:
+        ConfigError: on an invalid value, a non-finite float included.
+    """
     names = {f.name for f in dataclasses.fields(cfg)}
     mine = {k: v for k, v in values.items() if k in names and v is not None}
-    return dataclasses.replace(cfg, **mine) if mine else cfg
+    if not mine:
+        return cfg
+    new = dataclasses.replace(cfg, **mine)
+    require_finite(new)
+    return new
 
 
 @dataclass(frozen=True)

@@ -6,14 +6,22 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pandas as pd
 
 from phasewatch import phenomena
-from phasewatch.config import TrainConfig, from_dict, override, to_dict
+from phasewatch.config import (
+    TrainConfig,
+    estimate_bytes,
+    from_dict,
+    override,
+    require,
+    require_memory,
+    to_dict,
+)
 from phasewatch.detect.onsets import onsets
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.signals import runner
@@ -26,6 +34,8 @@ from phasewatch.store.run import tidy
 from phasewatch.training import train
 from phasewatch.watch.probe import WATCHED, load_task
 
+MetricsHook = Callable[[RunDir, int, dict[str, float]], Any]  # the trainer's on_metrics
+
 
 def resolve_config(
     phenomenon: str, preset: str | None = None, overrides: dict[str, Any] | None = None
@@ -36,6 +46,7 @@ def resolve_config(
         ConfigError: on an unknown phenomenon, preset or field, or an invalid value.
     """
     phen = phenomena.get(phenomenon)
+    require(preset is None or bool(preset.strip()), "preset", ", ".join(phen.presets), preset)
     pre = phenomena.base.preset(phen, preset)
     overrides = {k: v for k, v in (overrides or {}).items() if v is not None}
     fields = {f.name for f in dataclasses.fields(phen.config_cls)} | {
@@ -50,6 +61,31 @@ def resolve_config(
         "task": to_dict(override(pre.task, overrides)),
         "train": to_dict(override(pre.train, overrides)),
     }
+
+
+def devices() -> list[str]:
+    """The torch devices available in this process: ``cpu``, ``cuda:N`` …, ``mps``."""
+    import torch
+
+    found = ["cpu"]
+    if torch.cuda.is_available():
+        found += ["cuda"] + [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    if torch.backends.mps.is_available():
+        found.append("mps")
+    return found
+
+
+def check_runnable(task_cfg: Any, train_cfg: TrainConfig, *, copies: int = 1) -> None:
+    """Check, before anything is written, what the frozen config cannot: that its device
+    exists in this torch and that the run's estimated peak memory
+    (:func:`~phasewatch.config.estimate_bytes`, ``copies`` seeds batched) fits in RAM.
+
+    Raises:
+        ConfigError: naming the device and the available ones, or giving the estimate.
+    """
+    device = train_cfg.device
+    require(device in devices() or device == "cpu:0", "device", ", ".join(devices()), device)
+    require_memory("model and data sizes", estimate_bytes(task_cfg, copies=copies))
 
 
 def configs(cfg: dict[str, Any]) -> tuple[Any, Any, TrainConfig]:
@@ -73,6 +109,7 @@ def run(
     restart: str | Path | None = None,
     progress: bool = True,
     report: bool = True,
+    on_metrics: MetricsHook | None = None,
 ) -> RunDir:
     """Train a phenomenon (or resume or restart a run), analyse it and write its report.
 
@@ -89,6 +126,8 @@ def run(
         restart: an existing run folder of ``phenomenon`` to train again from step 0 with
             its stored config, in the same folder (its checkpoints, metrics, events,
             signals and report are deleted first).
+        on_metrics: called as ``on_metrics(run_dir, step, metrics)`` at each eval step
+            while it trains (the CLI's ``--log-to`` loggers, :mod:`phasewatch.watch.loggers`).
 
     Returns:
         The run directory.
@@ -104,22 +143,26 @@ def run(
     """
     if resume is None and restart is None:
         cfg = resolve_config(phenomenon, preset, overrides)
-        phen, _, train_cfg = configs(cfg)
+        phen, task_cfg, train_cfg = configs(cfg)
+        check_runnable(task_cfg, train_cfg)
         stamp = time.strftime("%Y%m%d-%H%M%S")
         run_id = f"{phen.name}-{cfg['preset']}-s{train_cfg.seed}-{stamp}"
-        rd = create_run(out, run_id, cfg, describe(train_cfg.device))
+        rd = create_run(out, run_id, cfg, describe(train_cfg.device, train_cfg.num_threads))
         with run_lock(rd.path):
-            return train_run(rd, resume=False, progress=progress, report=report)
+            return train_run(rd, resume=False, progress=progress, report=report, hook=on_metrics)
     rd = _existing(phenomenon, preset, overrides, resume, restart)
+    check_runnable(*configs(rd.config())[1:])
     if restart is not None:
         with run_lock(rd.path):
             rd.clear_training()
             rd.set_status("running", 0)
-            return train_run(rd, resume=False, progress=progress, report=report)
-    return _resume(rd, phenomenon, progress=progress, report=report)
+            return train_run(rd, resume=False, progress=progress, report=report, hook=on_metrics)
+    return _resume(rd, phenomenon, progress=progress, report=report, hook=on_metrics)
 
 
-def _resume(rd: RunDir, phenomenon: str, *, progress: bool, report: bool) -> RunDir:
+def _resume(
+    rd: RunDir, phenomenon: str, *, progress: bool, report: bool, hook: MetricsHook | None = None
+) -> RunDir:
     """Continue ``rd`` from its last checkpoint under its lock (a finished run is returned
     as it is).
 
@@ -129,13 +172,14 @@ def _resume(rd: RunDir, phenomenon: str, *, progress: bool, report: bool) -> Run
     if rd.status().get("status") == "done":
         return rd
     with run_lock(rd.path):
+        rd.remove_temporary()
         missing = rd.resume_problem()
         if missing is not None:
             raise StoreError(
                 f"{rd.path}: cannot resume: {missing}; start it over from step 0 with: "
                 f"phasewatch run {phenomenon} --restart {rd.path}"
             )
-        return train_run(rd, resume=True, progress=progress, report=report)
+        return train_run(rd, resume=True, progress=progress, report=report, hook=hook)
 
 
 def _existing(
@@ -174,10 +218,16 @@ def _existing(
 
 
 def train_run(
-    rd: RunDir, *, resume: bool = True, progress: bool = True, report: bool = True
+    rd: RunDir,
+    *,
+    resume: bool = True,
+    progress: bool = True,
+    report: bool = True,
+    hook: MetricsHook | None = None,
 ) -> RunDir:
     """Train an existing run directory with its stored config (from its last checkpoint if
-    ``resume`` and it has one), then :func:`finish_run` it.
+    ``resume`` and it has one), then :func:`finish_run` it; ``hook`` is the trainer's
+    ``on_metrics`` (:func:`run`).
 
     Raises:
         StoreError: on a corrupted config or checkpoint.
@@ -185,7 +235,7 @@ def train_run(
     """
     phen, task_cfg, train_cfg = configs(rd.config())
     task = phen.build(task_cfg, train_cfg)
-    train(rd, task, train_cfg, resume=resume, progress=progress)
+    train(rd, task, train_cfg, resume=resume, progress=progress, on_metrics=hook)
     return finish_run(rd, report=report)
 
 

@@ -15,14 +15,47 @@ from typing import Any
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
+
+try:  # typer vendors click from 0.2x on; earlier versions use click itself
+    from typer._click import exceptions as click_errors
+except ImportError:  # pragma: no cover
+    from click import exceptions as click_errors
 
 from phasewatch import api, phenomena
 from phasewatch.cli.errors import handle_errors
 from phasewatch.cli.flags import with_config_flags
-from phasewatch.config import TrainConfig
+from phasewatch.config import TrainConfig, require
+
+
+class OneLineErrors(TyperGroup):
+    """The top-level command group: click's usage errors (bad type, unknown option, missing
+    argument) become one ``error:`` line on stderr and exit code 2, like phasewatch's own
+    errors (:mod:`phasewatch.cli.errors`); help pages are shown as usual."""
+
+    def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
+        """:meth:`click.Group.main`, with usage errors printed on one line."""
+        if not standalone_mode:
+            return super().main(*args, standalone_mode=False, **kwargs)
+        try:
+            code = super().main(*args, standalone_mode=False, **kwargs)
+        except click_errors.NoArgsIsHelpError as e:
+            e.show()
+            sys.exit(e.exit_code)
+        except click_errors.ClickException as e:
+            where = f" (see: {e.ctx.command_path} --help)" if getattr(e, "ctx", None) else ""
+            message = " ".join(e.format_message().split())
+            typer.echo(f"error: {message}{where}", err=True)
+            sys.exit(2 if isinstance(e, click_errors.UsageError) else e.exit_code)
+        except click_errors.Abort:
+            typer.echo("error: aborted", err=True)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
 
 app = typer.Typer(
     help="phasewatch: reproduce, measure and forecast emergence in neural networks.",
+    cls=OneLineErrors,
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     add_completion=False,
@@ -46,7 +79,7 @@ def _make_run_command(name: str):
         preset: str | None = typer.Option(
             None, help=f"Preset; default {phen.default_preset}. Allowed: {presets}"
         ),
-        out: Path = typer.Option(Path("runs"), help="Directory for run folders."),
+        out: str = typer.Option("runs", help="Directory for run folders."),
         resume: Path | None = typer.Option(
             None, help="Continue this run from its last checkpoint (uses its stored config)."
         ),
@@ -56,15 +89,38 @@ def _make_run_command(name: str):
             "(deletes its checkpoints, metrics, events, signals and report first).",
         ),
         progress: bool = typer.Option(True, help="Show a progress bar."),
+        log_to: list[str] = typer.Option(
+            [],
+            "--log-to",
+            help="Also log the metrics at each eval step (live) and the summary to your "
+            "tracker: tensorboard (RUN/tensorboard), wandb, mlflow; repeatable or a,b.",
+        ),
         config: dict[str, Any],
     ) -> None:
         """Train the phenomenon (help: its module docstring's first paragraph, set below)."""
-        rd = api.run(
-            name, preset, config, out=out, resume=resume, restart=restart, progress=progress
-        )
-        from phasewatch.report.summary import summarise
+        from phasewatch.watch.loggers import RunLoggers, names
 
-        console.print(summarise(rd.events(), rd.status()))
+        sink = RunLoggers(names(log_to, "--log-to"))  # a bad name or missing package: exit 2 here
+        require(bool(out.strip()), "--out", "a directory path (not empty)", out)
+        try:
+            hook = sink if log_to else None
+            rd = api.run(
+                name,
+                preset,
+                config,
+                out=Path(out),
+                resume=resume,
+                restart=restart,
+                progress=progress,
+                on_metrics=hook,
+            )
+            from phasewatch.report.summary import summarise
+
+            summary = summarise(rd.events(), rd.status())
+            sink.log_text(rd.status().get("step") or 0, "phasewatch/summary", summary)
+        finally:
+            sink.close()
+        console.print(summary)
         console.print(f"run: {rd.path}\nreport: {rd.path / 'report.html'}")
 
     command.__doc__ = (sys.modules[type(phen).__module__].__doc__ or "").split("\n\n")[0]
@@ -84,6 +140,7 @@ from phasewatch.cli.forecast import forecast_app  # noqa: E402
 from phasewatch.cli.imports import import_app  # noqa: E402
 from phasewatch.cli.measure import calibrate as _calibrate  # noqa: E402
 from phasewatch.cli.measure import measure as _measure  # noqa: E402
+from phasewatch.cli.models import models_app  # noqa: E402
 from phasewatch.cli.superposition import superposition_app  # noqa: E402
 from phasewatch.cli.sweep import CONTEXT as _SWEEP_CONTEXT  # noqa: E402
 from phasewatch.cli.sweep import runs_ls as _runs_ls  # noqa: E402
@@ -98,6 +155,7 @@ app.command("sweep", context_settings=_SWEEP_CONTEXT)(_sweep)
 runs_app.command("ls")(handle_errors(_runs_ls))
 app.add_typer(superposition_app, name="superposition")
 app.add_typer(eval_app, name="eval")
+app.add_typer(models_app, name="models")
 app.add_typer(forecast_app, name="forecast")
 app.add_typer(import_app, name="import")
 app.command("mirage")(mirage)
@@ -112,15 +170,18 @@ def report(
 ) -> None:
     """Write (or refresh) the run's report.html and PNG figures; print the path. On a
     directory of runs (no config.json): write its index.html (run table, curves)."""
+    from phasewatch.errors import StoreError
     from phasewatch.report import build_report
-    from phasewatch.store import open_run
+    from phasewatch.store import RunDir
 
     if run.is_dir() and not (run / "config.json").exists():
         from phasewatch.report.runs_page import build_runs_page
 
         typer.echo(str(build_runs_page(run)))
         return
-    typer.echo(str(build_report(open_run(run))))
+    if not run.is_dir():
+        raise StoreError(f"{run}: no such run directory")
+    typer.echo(str(build_report(RunDir(run))))  # a damaged status/events: drawn as a box
 
 
 def main() -> None:

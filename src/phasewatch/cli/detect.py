@@ -8,9 +8,12 @@ Registered in :mod:`phasewatch.cli`; invalid settings raise
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import typer
+
+from phasewatch.config import require
 
 TARGET = typer.Option("test/acc", help="Metric whose onset signals should anticipate.")
 THRESHOLD = typer.Option(0.99, help="Onset threshold of the target, in its units.")
@@ -25,8 +28,15 @@ PENALTY = typer.Option(3.0, help="Change-point penalty c in c·σ²·ln n.")
 
 
 def _settings(target, threshold, op, onset, window_frac, alpha, start_event, penalty):
+    """(Target, DetectConfig) of the flags; ConfigError on a non-finite number or an empty
+    target."""
     from phasewatch.detect.run import DetectConfig
     from phasewatch.detect.transitions import Target
+
+    numbers = {"threshold": threshold, "window_frac": window_frac, "alpha": alpha}
+    for name, value in (numbers | {"penalty": penalty}).items():
+        require(math.isfinite(value), name, "a finite number (not nan or inf)", value)
+    require(bool(target.strip()), "target", "a metric key (e.g. test/acc)", target)
 
     return Target(target, threshold, op, onset), DetectConfig(
         window_frac=window_frac, alpha=alpha, start_event=start_event, penalty=penalty
@@ -57,7 +67,9 @@ def detect(
 
     tgt, cfg = _settings(target, threshold, op, onset, window_frac, alpha, start_event, penalty)
     if (path / "config.json").exists():
-        block = detect_run(open_run(path), tgt, cfg)
+        rd = open_run(path)
+        _check_start(_onsets(rd.events()), start_event)
+        block = detect_run(rd, tgt, cfg)
         step = block["target"]["step"]
         warned = {
             k: v[i]["step"]
@@ -80,6 +92,40 @@ def detect(
         typer.echo(f"  excluded {e['run']}: {e['reason']}")
 
 
+def _onsets(events: object) -> set[str]:
+    """The onset names of an ``events.json`` dict (none if it is damaged)."""
+    found = events.get("onsets") if isinstance(events, dict) else None
+    return set(found) if isinstance(found, dict) else set()
+
+
+def _sweep_onsets(path: Path) -> set[str]:
+    """The onset names of every run under ``path`` (damaged ``events.json`` skipped)."""
+    names: set[str] = set()
+    for f in path.rglob("events.json") if path.is_dir() else []:
+        try:
+            names |= _onsets(json.loads(f.read_text()))
+        except (OSError, ValueError):
+            continue
+    return names
+
+
+def _check_start(names: set[str], start_event: str) -> None:
+    """An explicitly chosen ``--start-event`` must be one of the onsets ``names`` of the
+    run(s) (the default may be absent, and '' names none: the analysis then starts at step 0).
+
+    Raises:
+        ConfigError: listing the onsets.
+    """
+    names = sorted(names)
+    allowed = ", ".join(names) or "none (this run has no onsets; leave --start-event out)"
+    require(
+        start_event in (START.default, "") or start_event in names,
+        "start_event",
+        allowed,
+        start_event,
+    )
+
+
 def leadtime(
     sweep: Path = typer.Argument(..., help="A directory of runs (a sweep)."),
     target: str = TARGET,
@@ -90,7 +136,7 @@ def leadtime(
     alpha: float = ALPHA,
     start_event: str = START,
     penalty: float = PENALTY,
-    out: Path | None = typer.Option(None, help="Output directory (default SWEEP/leadtime)."),
+    out: str | None = typer.Option(None, help="Output directory (default SWEEP/leadtime)."),
 ) -> None:
     """The lead-time benchmark of a sweep: which signals warn before the onset.
 
@@ -102,7 +148,9 @@ def leadtime(
     from phasewatch import api
 
     tgt, cfg = _settings(target, threshold, op, onset, window_frac, alpha, start_event, penalty)
-    report = api.leadtime(sweep, tgt, cfg, out=out, progress=True)
+    require(out is None or bool(out.strip()), "--out", "a directory path (not empty)", out)
+    _check_start(_sweep_onsets(sweep), start_event)
+    report = api.leadtime(sweep, tgt, cfg, out=None if out is None else Path(out), progress=True)
     data = json.loads((report.parent / "summary.json").read_text())
     typer.echo(data["summary"])
     for e in data["excluded"]:

@@ -132,3 +132,48 @@ def mirage(run: Path = typer.Argument(..., help="A base64-ladder run directory."
     for sentence in result["statements"]:
         typer.echo(f"• {sentence}")
     typer.echo(f"mirage: {out / 'mirage.html'}")
+
+
+@eval_app.command("introspection")
+@handle_errors
+def introspection_command(
+    model: str = typer.Option(
+        ..., help="smollm2, a .gguf file or a local Hugging Face folder (see phasewatch models)."
+    ),
+    layer: str = typer.Option("0.25", help="Injection layer: an index or a fraction of depth."),
+    scale: float = typer.Option(10.0, help="Multiplier of the concept vector (> 0)."),
+    trials: int = typer.Option(100, help="Trials of 5 predictions each."),
+    seed: int = typer.Option(0, help="Seed of the draw of sentences and concepts."),
+    data: Path | None = typer.Option(None, help="JSON of sentences and pairs (default: shipped)."),
+    threads: int = typer.Option(0, help="CPU threads for torch (0 = all cores)."),
+    out: Path = typer.Option(Path("runs"), help="Directory for the evaluation folder."),
+) -> None:
+    """Thought-injection localization: which of 5 sentences received a concept vector?
+
+    Writes predictions.parquet and summary.json (accuracy, Clopper-Pearson 95% interval,
+    binomial p-value against 20%) to a new folder.
+    """
+    from phasewatch.evals.catalog import need
+
+    require(threads >= 0, "--threads", "an integer >= 0 (0 = all cores)", threads)
+    need("transformers", "pip install 'phasewatch[evals]'")
+    from phasewatch.evals import catalog
+    from phasewatch.evals.introspection import IntrospectionConfig, load_data, run_introspection
+
+    cfg = IntrospectionConfig(
+        model, layer, scale, trials, seed, None if data is None else str(data)
+    )
+    load_data(cfg.data)
+    folder = catalog.resolve(model)
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    result = run_introspection(cfg, folder, out=out)
+    s = result.summary
+    typer.echo(
+        f"{model}: layer {s['layer']}/{s['n_layers']}, scale {s['scale']:g}: accuracy "
+        f"{s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}] over "
+        f"{s['predictions']} predictions (chance 0.2, p = {s['p_value']:.3g})"
+    )
+    typer.echo(f"eval: {result.path}\nsummary: {result.path / 'summary.json'}")

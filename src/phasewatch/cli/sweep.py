@@ -10,6 +10,7 @@ Bad input exits with code 2 and one line; nothing is written.
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,7 @@ import typer
 from rich.console import Console
 
 from phasewatch.cli.errors import fail
-from phasewatch.config import require
+from phasewatch.config import require, require_memory
 from phasewatch.errors import PhasewatchError
 from phasewatch.sweep import runner as sweeping
 from phasewatch.sweep import spec as sw
@@ -70,7 +71,7 @@ def sweep(
     ctx: typer.Context,
     preset: str | None = typer.Option(None, help="Preset of the phenomenon (default: its own)."),
     seeds: str | None = typer.Option(None, help="Seeds: 0:32 (0..31), 0,3,7 or 5. Default 0."),
-    out: Path | None = typer.Option(None, help="Sweep directory (required unless --resume)."),
+    out: str | None = typer.Option(None, help="Sweep directory (required unless --resume)."),
     spec: Path | None = typer.Option(None, help="A YAML/JSON spec file (flags override it)."),
     resume: Path | None = typer.Option(None, help="Finish the sweep in this directory."),
     executor: str | None = typer.Option(None, help="local (default) or ray."),
@@ -101,10 +102,12 @@ def sweep(
             require(not extra, "--resume", "only --executor, --workers, --address, --report", extra)
             result = sweeping.resume_sweep(resume, how, progress=progress)
         else:
-            require(out is not None, "--out", "a directory for the sweep", out)
+            require(bool(out and out.strip()), "--out", "a directory for the sweep", out)
+            require(preset is None or bool(preset.strip()), "--preset", "a preset name", preset)
             given = {"preset": preset, "seeds": seeds, "strategy": strategy, **how}
             data = _spec_data(ctx.args, spec, given)
-            result = sweeping.run_sweep(sw.build_spec(data), out, progress=progress)
+            spec_ = _check_model(sw.build_spec(_check_count(data)))
+            result = sweeping.run_sweep(spec_, Path(out), progress=progress)
     except PhasewatchError as e:
         raise fail(e) from None
     except KeyboardInterrupt:
@@ -114,6 +117,44 @@ def sweep(
     _summary(result)
     if result.unfinished:
         raise typer.Exit(1)
+
+
+# Bytes of bookkeeping per sweep member (its resolved config, name, plan entry), a
+# generous guess used only to refuse absurd member counts before they are listed.
+MEMBER_BYTES = 64 * 1024
+
+
+def _check_count(data: dict[str, Any]) -> dict[str, Any]:
+    """Refuse, before the members are listed, a sweep with more members than their
+    bookkeeping fits in memory (``--seeds 0:100000000``); returns ``data``.
+
+    Raises:
+        ConfigError: giving the memory estimate.
+    """
+    raw, n = data.get("seeds", "0"), 1
+    if isinstance(raw, str) and ":" in raw:
+        a, _, b = (x.strip() for x in raw.partition(":"))
+        if a.isdigit() and b.isdigit():
+            n = max(1, int(b) - int(a))
+    elif isinstance(raw, str | list | tuple):
+        n = max(1, len(raw.split(",")) if isinstance(raw, str) else len(raw))
+    for values in (data.get("grid") or {}).values():
+        n *= max(1, len(values.split(",") if isinstance(values, str) else values))
+    require_memory("--seeds × --grid members", n * MEMBER_BYTES)
+    return data
+
+
+def _check_model(spec: sw.SweepSpec) -> sw.SweepSpec:
+    """Refuse a sweep whose member at any grid point cannot run here (device, memory:
+    :func:`phasewatch.api.runs.check_runnable`); returns ``spec``."""
+    from phasewatch.api.runs import check_runnable, configs, resolve_config
+
+    names = sorted(spec.grid)
+    for point in itertools.product(*(spec.grid[k] for k in names)):
+        values = {**spec.fixed, **dict(zip(names, point))}
+        cfg = resolve_config(spec.phenomenon, spec.preset, values)
+        check_runnable(*configs(cfg)[1:])
+    return spec
 
 
 def _summary(r: sweeping.SweepResult) -> None:

@@ -34,8 +34,14 @@ def _git_hash() -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def describe(device: str) -> dict[str, Any]:
-    """A JSON-ready description of the software and hardware a run uses."""
+def describe(device: str, threads: int | None = None) -> dict[str, Any]:
+    """A JSON-ready description of the software and hardware a run uses.
+
+    Args:
+        device: the torch device the run trains on.
+        threads: the torch thread count the run trains with (``TrainConfig.num_threads``);
+            None = this process's current count.
+    """
     import numpy
 
     return {
@@ -47,7 +53,7 @@ def describe(device: str) -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": _cpu_model(),
         "cpu_count": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
+        "torch_threads": torch.get_num_threads() if threads is None else threads,
         "device": device,
         "cuda": torch.cuda.get_device_name(0) if device.startswith("cuda") else None,
     }

@@ -137,6 +137,14 @@ class RunDir:
         """
         return self._read_json("status.json")
 
+    def remove_temporary(self) -> list[Path]:
+        """Delete the ``.*.tmp`` files an interrupted atomic write left in the run (call it
+        under the run's lock, when no write is under way); returns them."""
+        found = [p for p in self.path.rglob(".*.tmp") if p.is_file() and not p.is_symlink()]
+        for p in found:
+            p.unlink(missing_ok=True)
+        return found
+
     def set_status(self, status: str, step: int, error: str | None = None) -> None:
         """Write ``status.json`` with this process's pid and host and the current time.
 
@@ -338,9 +346,9 @@ def create_run(root: str | Path, run_id: str, config: dict[str, Any], env: dict)
             f"--out {root}: not writable ({e.strerror}); allowed: a writable directory"
         ) from None
     run = RunDir(path)
-    atomic.write_json(path / "config.json", config)
+    run.set_status("running", 0)  # first: a run cut short here is still a known run
     atomic.write_json(path / "env.json", env)
-    run.set_status("running", 0)
+    atomic.write_json(path / "config.json", config)
     return run
 
 

@@ -9,6 +9,7 @@ checkpoint and reproduces an uninterrupted run exactly on the deterministic CPU 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import pandas as pd
@@ -57,6 +58,10 @@ def _format_info(metrics: dict[str, float]) -> str:
     return " ".join(f"{k}={metrics[k]:.3g}" for k in shown)
 
 
+def _no_hook(run: RunDir, step: int, metrics: dict[str, float]) -> None:
+    """The default ``on_metrics`` of :func:`train`: nothing."""
+
+
 def _setup(
     run: RunDir, model: nn.Module, cfg: TrainConfig, resume: bool, window: int
 ) -> tuple[torch.optim.Optimizer, UpdateTracker, int, pd.DataFrame | None]:
@@ -95,14 +100,13 @@ def train(
     resume: bool = False,
     progress: bool = True,
     update_window: int = WINDOW,
+    on_metrics: Callable[[RunDir, int, dict[str, float]], Any] | None = None,
 ) -> int:
-    """Train ``task`` for ``cfg.steps`` updates, writing metrics and checkpoints to ``run``.
+    """Train ``task`` ``cfg.steps`` updates (metrics, checkpoints to ``run``); return ``cfg.steps``.
 
     Eval steps t >= ``update_window`` also log the parameter-update Gram spectrum
-    ``updates/gram_*`` (:mod:`phasewatch.training.updates`; its window is checkpointed).
-
-    Returns:
-        The number of the last step (``cfg.steps``).
+    ``updates/gram_*`` (:mod:`phasewatch.training.updates`; its window is checkpointed);
+    each eval step's metrics also go to ``on_metrics(run, step, metrics)`` if given.
 
     Raises:
         RunFailed: on a non-finite training loss; the run is marked ``failed`` with the
@@ -128,6 +132,7 @@ def train(
             if step % cfg.eval_every == 0 or last:
                 values = task.evaluate() | tracker.metrics(step)[0]
                 rows += [(step, k, v) for k, v in values.items()]
+                (on_metrics or _no_hook)(run, step, values)  # e.g. `phasewatch run --log-to`
                 bar.update(task_id, info=_format_info(values))
             if step % cfg.checkpoint_every == 0 or last:
                 flush()

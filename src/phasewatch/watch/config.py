@@ -29,6 +29,7 @@ from phasewatch.detect.run import DetectConfig
 from phasewatch.detect.transitions import Target
 from phasewatch.errors import ConfigError
 from phasewatch.signals import runner
+from phasewatch.watch import loggers
 from phasewatch.watch.probe import WATCHED, check_factory
 
 DEFAULT_SIGNALS = ("geometry", "gradients")
@@ -90,11 +91,17 @@ class WatchConfig:
             into the model; recorded in config.json. None: ``measure`` cannot run on the
             run (``detect`` and ``report`` can).
         factory_kwargs: JSON-serialisable keyword arguments for ``factory``.
+        log_to: trackers to write the signals (scalars) and early warnings (text) into,
+            made for the run: ``tensorboard`` (``<out>/tensorboard``), ``wandb``, ``mlflow``
+            (:mod:`phasewatch.watch.loggers`); a tuple, or a comma-separated str.
 
     Raises:
         ConfigError: on an invalid field, naming it and what is allowed (an integer field
             < 1, an unknown signal, settings for a signal not measured, a ``factory`` that
-            is not an importable function, non-JSON ``hparams``/``factory_kwargs``, ...).
+            is not an importable function, non-JSON ``hparams``/``factory_kwargs``, an
+            unknown ``log_to`` name, ...).
+        MissingDependency: if a ``log_to`` tracker's package is not installed (the
+            message gives the ``pip install`` command).
     """
 
     out: str | Path
@@ -111,6 +118,7 @@ class WatchConfig:
     hparams: Mapping[str, Any] | None = None
     factory: str | None = None
     factory_kwargs: Mapping[str, Any] | None = None
+    log_to: Sequence[str] | str = ()
 
     def __post_init__(self) -> None:
         ok = isinstance(self.out, (str, Path)) and str(self.out) != ""
@@ -145,6 +153,8 @@ class WatchConfig:
         kwargs = dict(self.factory_kwargs) if ok and self.factory_kwargs is not None else None
         check_factory(self.factory, kwargs if ok else self.factory_kwargs)
         self._set("factory_kwargs", kwargs)
+        self._set("log_to", loggers.names(self.log_to))
+        loggers.require_installed(self.log_to)
 
     def _set(self, name: str, value: Any) -> None:
         """Normalise a field of the frozen instance (only in ``__post_init__``)."""

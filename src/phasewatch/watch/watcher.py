@@ -10,20 +10,17 @@
         watch.step(step, metrics={"train/loss": loss.item(), "val/acc": acc})
     watch.close()      # `phasewatch report runs/my-run` works on it
 
-The settings (``out``, ``steps``, ``every``, ``signals``, ...) are a frozen, validated
-:class:`~phasewatch.watch.config.WatchConfig`, given as ``config=WatchConfig(...)`` or as
-keyword arguments as above; the objects (model, probe batch, loss function, warning
-callback) are plain arguments.
+The settings (``out``, ``steps``, ``every``, ``signals``, ``log_to``, ...) are a frozen,
+validated :class:`~phasewatch.watch.config.WatchConfig` (``config=WatchConfig(...)`` or
+keyword arguments as above); the objects (model, probe batch, loss function, warning
+callback, ``loggers``) are plain arguments. Signals (scalars) and warnings (text) also go
+to your tracker with ``log_to=``/``loggers=`` (:mod:`phasewatch.watch.loggers`).
 
 What it writes is an ordinary run directory (:mod:`phasewatch.store.run`): ``config.json``
-(phenomenon ``watch``), ``env.json``, ``status.json``, ``metrics.parquet`` (tidy step, key,
-value), ``signals.parquet``/``signals.json`` (the signal runner's writer), optional
-``checkpoints/step_XXXXXX.safetensors``, ``events.json`` (a ``watch`` block: signals,
-disabled signals, problems, overhead, online warnings; and the ``detect`` block with
-``tables/ews.parquet``, ``tables/change_points.parquet``), plus the probe batch
-``watch/probe.safetensors``, so ``detect`` and ``report`` work on it unchanged, and
-``measure`` too when the Watcher was given a ``factory`` that rebuilds the model and loss
-function (:mod:`phasewatch.watch.probe`; nothing executable is stored in the run).
+(phenomenon ``watch``), ``env.json``, ``status.json``, ``metrics.parquet``, ``signals.parquet``,
+optional ``checkpoints/``, ``events.json`` (``watch`` block: signals, problems, overhead,
+online warnings; ``detect`` block) and the probe batch ``watch/probe.safetensors``:
+``detect`` and ``report`` work on it, ``measure`` too given a ``factory`` (``.probe``).
 
 Signals come from the registry (:mod:`phasewatch.signals`) and are measured by the runner's
 own :func:`~phasewatch.signals.runner.measure_probe` on the live model: cheap ones
@@ -33,15 +30,13 @@ training process on an in-memory copy of the weights (:mod:`phasewatch.watch.wor
 Measuring never changes training (:mod:`phasewatch.watch.inline`).
 
 Early warnings are :mod:`phasewatch.detect.online`: the code path of ``phasewatch detect``
-fed point by point, with thresholds from AR(1) surrogates of each series' burn-in; they
-equal the warnings ``phasewatch detect`` finds on the run afterwards. They need the planned
-number of steps (``steps=``), as ``detect`` needs ``train.steps``.
+fed point by point (thresholds from AR(1) surrogates of each series' burn-in), equal to the
+warnings ``detect`` finds on the run afterwards; they need the planned ``steps=``.
 
-``step()`` never raises: bad input (a non-finite or non-numeric metric, a step that does
-not increase) is logged and skipped (:mod:`phasewatch.watch.metrics`); a signal that
-raises is logged, disabled and reported at ``close()``. Invalid arguments raise
-:class:`~phasewatch.errors.ConfigError` (a ``ValueError`` naming the argument and the
-allowed values) at construction.
+``step()`` never raises: bad input is logged and skipped (:mod:`phasewatch.watch.metrics`);
+a signal that raises is logged, disabled and reported at ``close()``. Invalid arguments
+raise :class:`~phasewatch.errors.ConfigError` (a ``ValueError`` naming the argument and
+the allowed values) at construction.
 """
 
 from __future__ import annotations
@@ -50,7 +45,7 @@ import contextlib
 import dataclasses
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -68,6 +63,7 @@ from phasewatch.training.updates import ModelUpdates
 from phasewatch.watch.close import finish_config, watch_block, write_detect_block, write_watch_block
 from phasewatch.watch.config import EXPENSIVE, NEEDS_LOSS, WatchConfig, build_config, run_config
 from phasewatch.watch.inline import Inline
+from phasewatch.watch.loggers import WARNINGS, watcher_loggers
 from phasewatch.watch.metrics import MetricLog, Problems
 from phasewatch.watch.overhead import Overhead
 from phasewatch.watch.probe import LossFn, WatchedTask, save_probe
@@ -75,7 +71,7 @@ from phasewatch.watch.worker import Background
 
 log = logging.getLogger("phasewatch.watch")
 
-_ARGUMENTS = ("model", "config", "probe_batch", "loss_fn", "on_warning")  # not config fields
+_ARGUMENTS = ("model", "config", "probe_batch", "loss_fn", "on_warning", "loggers")  # objects
 
 
 def _check_model(model: Any) -> None:
@@ -97,8 +93,7 @@ def _check_out(out: Path) -> None:
 
 
 def _state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state dict with tensors that share memory (tied weights) cloned apart,
-    as safetensors requires."""
+    """The model's state dict, shared tensors (tied weights) cloned apart for safetensors."""
     seen: set[int] = set()
     out = {}
     for k, v in model.state_dict().items():
@@ -124,9 +119,9 @@ class Watcher:
             enable ``grad/noise_scale``).
         on_warning: called with each :class:`~phasewatch.detect.online.EarlyWarning`
             (e.g. ``print``); default: log it. Exceptions it raises are logged.
+        loggers: your SummaryWriter, wandb/mlflow runs or Loggers, fed like ``log_to``'s.
         **kwargs: any :class:`~phasewatch.watch.config.WatchConfig` field (``out``,
-            ``steps``, ``every``, ``signals``, ``target``, ``checkpoint_every``,
-            ``factory``, ...); they override ``config``'s.
+            ``steps``, ``every``, ``signals``, ``log_to``, ...); they override ``config``'s.
 
     Attributes:
         config: the validated :class:`~phasewatch.watch.config.WatchConfig`.
@@ -135,8 +130,9 @@ class Watcher:
         resolved: each measured signal's settings object, ``{name: settings}``.
         detector: the online early-warning detector (None without ``steps``).
         disabled: ``{signal: reason}`` of signals disabled after an error.
-        problems: problems found so far (bad metrics, failing callbacks, ...), each
-            logged once (:class:`~phasewatch.watch.metrics.Problems`).
+        problems: problems found so far (bad metrics, failing callbacks or loggers, ...),
+            each logged once (:class:`~phasewatch.watch.metrics.Problems`).
+        out: the trackers signals and warnings go to (:class:`~.loggers.Fanout`).
         metrics: the metrics kept so far (:class:`~phasewatch.watch.metrics.MetricLog`).
         last_step: the last training step seen (None before the first).
         background: whether the expensive signals run in the background thread.
@@ -145,7 +141,8 @@ class Watcher:
         ConfigError: (a ``ValueError``) on an invalid argument, naming it and what is
             allowed: an unknown keyword (the message lists the allowed ones), an invalid
             WatchConfig field, no trainable parameters, a non-empty ``out``, a missing or
-            failing ``probe_batch``/``loss_fn``.
+            failing ``probe_batch``/``loss_fn``, an object in ``loggers`` that is not one.
+        MissingDependency: if a ``log_to`` tracker's package is not installed.
     """
 
     def __init__(
@@ -156,6 +153,7 @@ class Watcher:
         probe_batch: Any = None,
         loss_fn: LossFn | None = None,
         on_warning: Callable[[EarlyWarning], Any] | None = None,
+        loggers: Sequence[Any] = (),
         **kwargs: Any,
     ) -> None:
         t0 = time.perf_counter()
@@ -176,6 +174,7 @@ class Watcher:
             OnlineDetector(cfg.steps, cfg.detect, on_warning=self._warned) if cfg.steps else None
         )
         self._init_state()
+        self.out = watcher_loggers(cfg.log_to, loggers, cfg.out, self._problem)
         expensive = bool(set(self.resolved) & EXPENSIVE)
         self.background = cfg.background and self.task is not None and expensive
         probe_n = self.task.probe_size if self.task else None
@@ -206,6 +205,7 @@ class Watcher:
 
     def _warned(self, w: EarlyWarning) -> None:
         """Hand a new warning to ``on_warning`` (default: log it); never raises."""
+        self.out.log_text(w.step, WARNINGS, str(w))
         try:
             (self._user_warn or (lambda w: log.warning("phasewatch: %s", w)))(w)
         except Exception as e:
@@ -276,8 +276,7 @@ class Watcher:
         self._merge(*self.inline.measure(step, self._jobs(names)))
 
     def _merge(self, res: runner.StepResult, errors: dict[str, str]) -> None:
-        """Disable the signals that raised; queue the rows for signals.parquet and the
-        detector."""
+        """Disable signals that raised; hand the rows on (signals.parquet, detector, loggers)."""
         for name, err in errors.items():
             if name not in self.disabled:
                 self.disabled[name] = f"step {res.step}: {err}"
@@ -287,6 +286,7 @@ class Watcher:
         if not res.rows and not res.warnings:  # not-applicable warnings are stored too
             return
         self._unstored.append(res)  # written to signals.parquet at the next flush
+        self.out.log_scalars(res.step, {r[1]: r[2] for r in res.rows})
         if self.detector is not None:
             self.detector.add(res.step, {r[1]: r[2] for r in res.rows})
 
@@ -385,6 +385,7 @@ class Watcher:
             checkpoints=self.rd.checkpoint_steps(),
         )
         write_watch_block(self.rd, block)
+        self.out.close()
         return block
 
     def __enter__(self) -> Watcher:

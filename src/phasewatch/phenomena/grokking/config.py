@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -34,7 +33,28 @@ OPERATIONS: dict[str, Callable[[Tensor, Tensor, int], Tensor]] = {
 
 
 def _is_prime(n: int) -> bool:
-    return n >= 2 and all(n % d for d in range(2, math.isqrt(n) + 1))
+    """Deterministic Miller-Rabin (exact for every n < 3.3e24; fast for any size)."""
+    if n < 2:
+        return False
+    bases = (2, 3, 5, 7, 11, 13, 17, 19, 23, 29, 31, 37, 41)
+    if n in bases:
+        return True
+    if any(n % b == 0 for b in bases):
+        return False
+    d, r = n - 1, 0
+    while d % 2 == 0:
+        d, r = d // 2, r + 1
+    for b in bases:
+        x = pow(b, d, n)
+        if x in (1, n - 1):
+            continue
+        for _ in range(r - 1):
+            x = pow(x, 2, n)
+            if x == n - 1:
+                break
+        else:
+            return False
+    return True
 
 
 @dataclass(frozen=True)
@@ -51,7 +71,7 @@ class GrokkingConfig:
 
     Raises:
         ConfigError: on a non-prime or too small p, an unknown op, train_frac outside
-            (0, 1) or a dimension < 1.
+            (0, 1) or leaving the training or test set empty, or a dimension < 1.
     """
 
     p: int = 113
@@ -67,8 +87,31 @@ class GrokkingConfig:
         require(_is_prime(self.p) and self.p >= 3, "p", "a prime >= 3 (e.g. 59, 97, 113)", self.p)
         require_choice("op", self.op, OPERATIONS)
         require(0 < self.train_frac < 1, "train_frac", "a float in (0, 1)", self.train_frac)
+        n, n_train = self.n_pairs, int(self.train_frac * self.n_pairs)
+        require(
+            1 <= n_train < n,
+            "train_frac",
+            f"a fraction giving >= 1 training and >= 1 test pair of the {n:,} pairs "
+            f"(here {n_train:,} training pairs), e.g. {max(1 / n, 0.3):.3g}",
+            self.train_frac,
+        )
         for name in ("d_model", "n_heads", "d_head", "d_mlp"):
             require(getattr(self, name) >= 1, name, "an integer >= 1", getattr(self, name))
+
+    @property
+    def n_pairs(self) -> int:
+        """The number of (a, b) pairs: p², or p(p - 1) for div (b = 0 skipped)."""
+        return self.p * (self.p - 1) if self.op == "div" else self.p * self.p
+
+    def memory_bytes(self) -> int:
+        """A rough upper bound of the peak memory of full-batch training, in bytes: weights,
+        gradients and Adam moments (4 float32 per parameter), the int64 data, and the
+        activations and logits of every pair kept for the backward pass (x3)."""
+        d, p = self.d_model, self.p
+        attn = 4 * d * self.n_heads * self.d_head
+        params = (p + 1) * d + d * p + 3 * d + attn + 2 * d * self.d_mlp
+        acts = 3 * (d + self.d_mlp) + 9 * self.n_heads + p  # floats per pair
+        return 16 * params + self.n_pairs * (32 + 12 * acts)
 
     def transformer(self) -> TransformerConfig:
         """The one-layer model on ``a b =`` (vocabulary p + 1, context 3, p output classes)."""
