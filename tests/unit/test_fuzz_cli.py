@@ -257,14 +257,7 @@ def _cases() -> list[tuple[str, list[str], int]]:
 CASES = _cases()
 
 # Cases that still fail, each with the reason (issue 20: kept, never deleted).
-XFAIL: dict[str, str] = {
-    "eval base64bench --model mockllm/model --limit 1 --max-tokens 0": (
-        "cli/eval.py does not check --max-tokens >= 1: the evaluation runs and writes a folder"
-    ),
-    "eval base64bench --model mockllm/model --limit 1 --out ''": (
-        "cli/eval.py takes --out '' as the current directory, runs the evaluation there"
-    ),
-}
+XFAIL: dict[str, str] = {}  # cases known to fail, strict: none at the moment
 
 
 def _hostile(path: Path) -> None:

@@ -84,7 +84,7 @@ def base64bench_command(
     threshold: float = typer.Option(0.95, help="Similarity at which a sample passes (task)."),
     max_tokens: int | None = typer.Option(None, help="Generation limit per answer (tokens)."),
     threads: int = typer.Option(0, help="CPU threads for torch (local models; 0 = all cores)."),
-    out: Path = typer.Option(Path("runs"), help="Directory for the evaluation folder."),
+    out: str = typer.Option("runs", help="Directory for the evaluation folder."),
     progress: bool = typer.Option(True, help="Show inspect's progress."),
 ) -> None:
     """Run Base64Bench (base64 encode/decode without tools) on any inspect_ai model.
@@ -94,6 +94,8 @@ def base64bench_command(
     from phasewatch.evals.results import parse_thresholds
 
     require(limit is None or limit >= 1, "limit", "an integer >= 1 (or no --limit)", limit)
+    require(max_tokens is None or max_tokens >= 1, "max_tokens", "an integer >= 1", max_tokens)
+    require(bool(out.strip()), "--out", "a directory path (not empty)", out)
     sweep = parse_thresholds(thresholds)
     require(threads >= 0, "threads", "an integer >= 0 (0 = all cores)", threads)
     args = parse_model_args(model_arg)
@@ -107,7 +109,7 @@ def base64bench_command(
     result = api.eval_base64bench(
         model, model_args=args, limit=limit, direction=direction, n_per_type=n_per_type,
         seed=seed, types=types, dataset=dataset, threshold=threshold, thresholds=sweep,
-        max_tokens=max_tokens, out=out, display="plain" if progress else "none",
+        max_tokens=max_tokens, out=Path(out), display="plain" if progress else "none",
     )  # fmt: skip
     acc = result.info["accuracy"]
     typer.echo(
