@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from hostile import hostile_watched_run
 from typer.testing import CliRunner
 
 from phasewatch import api, phenomena
@@ -260,19 +260,6 @@ CASES = _cases()
 XFAIL: dict[str, str] = {}  # cases known to fail, strict: none at the moment
 
 
-def _hostile(path: Path) -> None:
-    """A watched run whose recorded factory is ``os:system`` (the issue's attack)."""
-    (path / "checkpoints").mkdir(parents=True)
-    (path / "watch").mkdir()
-    task = {"factory": "os:system", "factory_kwargs": {"command": "touch PWNED"}}
-    cfg = {"phenomenon": "watch", "preset": None, "task": task, "train": {"steps": 1}}
-    (path / "config.json").write_text(json.dumps(cfg))
-    (path / "status.json").write_text(json.dumps({"status": "done", "step": 1}))
-    (path / "env.json").write_text("{}")
-    save_file({"w": torch.zeros(1)}, str(path / "checkpoints" / "step_000000.safetensors"))
-    save_file({"t0": torch.zeros(2)}, str(path / "watch" / "probe.safetensors"))
-
-
 @pytest.fixture(scope="module")
 def world(tmp_path_factory) -> dict[str, Path]:
     """The folders and files the cases point at (``{name}`` in an argv)."""
@@ -300,7 +287,7 @@ def world(tmp_path_factory) -> dict[str, Path]:
     for name in ("nockpt", "ckptfile"):  # cut short: --resume must refuse, not finish it
         (w[name] / "status.json").write_text(json.dumps({"status": "interrupted", "step": 10}))
     w["hostile"] = root / "hostile"
-    _hostile(w["hostile"])
+    hostile_watched_run(w["hostile"])
     return w
 
 

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from safetensors.torch import save_file
+from hostile import hostile_watched_run
 from typer.testing import CliRunner
 
 from phasewatch import api
@@ -52,23 +52,9 @@ def _copy(run: Path, dest: Path) -> Path:
 
 
 # ---- 1. no code from a run folder -------------------------------------------------------
-def _hostile_watched_run(path: Path) -> Path:
-    """The issue's attack: a watched run whose recorded factory is ``os:system``."""
-    (path / "checkpoints").mkdir(parents=True)
-    (path / "watch").mkdir()
-    task = {"factory": "os:system", "factory_kwargs": {"command": "touch PWNED"}}
-    cfg = {"phenomenon": "watch", "preset": None, "task": task, "train": {"steps": 1}}
-    (path / "config.json").write_text(json.dumps(cfg))
-    (path / "status.json").write_text(json.dumps({"status": "done", "step": 1}))
-    (path / "env.json").write_text("{}")
-    save_file({"w": torch.zeros(1)}, str(path / "checkpoints" / "step_000000.safetensors"))
-    save_file({"t0": torch.zeros(2)}, str(path / "watch" / "probe.safetensors"))
-    return path
-
-
 def test_measure_never_runs_the_factory_a_run_folder_names(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    run = _hostile_watched_run(tmp_path / "gift")
+    run = hostile_watched_run(tmp_path / "gift")
     before = _files(run)
     base = ["measure", str(run), "--signals", "gradients", "--no-progress"]
     line = one_error_line(invoke(*base))
@@ -89,7 +75,7 @@ def test_measure_never_runs_the_factory_a_run_folder_names(tmp_path, monkeypatch
 def test_factory_flag_is_for_watched_runs_only_and_kwargs_must_be_json(tmp_path, grokking_run):
     line = one_error_line(invoke("measure", str(grokking_run), "--factory", "a.b:c"))
     assert "watched runs only" in line
-    run = _hostile_watched_run(tmp_path / "odd")
+    run = hostile_watched_run(tmp_path / "odd")
     cfg = json.loads((run / "config.json").read_text())
     cfg["task"]["factory_kwargs"] = ["touch PWNED"]
     (run / "config.json").write_text(json.dumps(cfg))
