@@ -59,3 +59,17 @@ def test_key_frequencies_and_cleanup(quick_run):
     assert norm.iloc[-1] < 0.8 * norm.max() and peak_step < ev["onsets"]["generalisation"]["step"]
     gini = series(m, "fourier/embed_gini")
     assert gini.iloc[-1] > gini.iloc[0] + 0.2  # the embedding becomes sparse in Fourier space
+
+
+def test_causal_progress_measures_use_each_checkpoints_own_key_frequencies(quick_run):
+    """The hindsight measures use the final model's key frequencies; their causal variants
+    the checkpoint's own. At the final checkpoint the two sets coincide, so the values do;
+    before the circuit forms there are no key frequencies and no causal row."""
+    m = quick_run.metrics()
+    for name in ("restricted_loss", "excluded_loss"):
+        hind = series(m, f"progress/{name}")
+        causal = series(m, f"progress/{name}_causal")
+        assert len(causal) and set(causal.index) <= set(hind.index)
+        last = hind.index[-1]
+        assert causal[last] == pytest.approx(hind[last], rel=1e-9)
+    assert series(m, "progress/restricted_loss_causal").index[0] > hind.index[0]

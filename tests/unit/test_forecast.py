@@ -99,6 +99,20 @@ def test_runs_crossing_before_the_decision_step_are_excluded(runs):
     assert "before the decision step 700" in tab.excluded[0]["reason"]
 
 
+def test_hindsight_measures_are_left_out_and_their_causal_variants_kept(tmp_path):
+    rd = _write(tmp_path, "g", 7, 1500, "small")
+    conf = rd.config() | {"phenomenon": "grokking"}
+    (rd.path / "config.json").write_text(json.dumps(conf))
+    extra = [
+        pd.DataFrame({"step": STEPS, "key": k, "value": 1.0 + 0 * STEPS})
+        for k in ("progress/restricted_loss", "progress/restricted_loss_causal")
+    ]
+    rd.write_metrics(pd.concat([rd.metrics(), *extra], ignore_index=True))
+    feats = api.forecast_table([tmp_path], **KW).features
+    assert not [f for f in feats if f.startswith("progress/restricted_loss|")]
+    assert "progress/restricted_loss_causal|last" in feats and "precursor/level|last" in feats
+
+
 def test_fit_save_apply_roundtrip_and_cli(runs, tmp_path):
     model_dir = tmp_path / "model"
     feats = ["precursor/level|last", "precursor/level|change"]

@@ -123,3 +123,33 @@ def test_cli_bad_input_exits_2_with_one_line(sweep):
     assert res.exit_code == 2 and "alpha" in res.output and "Traceback" not in res.output
     res = runner.invoke(app, ["detect", str(sweep / "t1"), "--window-frac", "0.2"])
     assert res.exit_code == 0 and "onset (threshold) of test/acc" in res.output
+
+
+def test_an_indicator_whose_threshold_exceeds_tau_max_is_reported_as_cannot_fire(tmp_path):
+    import numpy as np
+
+    from phasewatch.detect import ews
+    from phasewatch.detect.run import analyse_run, write_detect
+
+    # two of ten null maxima at τ = 1 and α = 0.1: θ must exceed 1, which τ never reaches
+    theta = ews.calibrate(np.array([0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 1.0, 1.0]), 0.1)
+    assert theta > 1.0 and not ews.can_fire(theta)
+    assert ews.can_fire(ews.calibrate(np.linspace(0.1, 0.9, 10), 0.1)) and ews.can_fire(None)
+    rd = _make_run(tmp_path, "one", 3, 3000)
+    cfg = DetectConfig(surrogates=50)
+    an = analyse_run(rd, Target("test/acc", 0.99), cfg)
+    key = next(iter(an.scored))
+    block = write_detect(an, {key: {"ac1": theta, "variance": 0.5}}, cfg, "by hand")
+    assert block["warnings"][key]["ac1"] == {
+        "step": None,
+        "threshold": theta,
+        "lead": None,
+        "cannot_fire": True,
+    }
+    assert block["warnings"][key]["variance"]["cannot_fire"] is False
+
+
+def test_leadtime_rows_say_whether_each_indicator_can_fire(sweep):
+    table = compute_leadtime(sweep, Target("test/acc", 0.99), WIDE).tables["leadtime"]
+    warn = table[table["indicator"] != "main_change_point"]
+    assert len(warn) and (warn["cannot_fire"] == (warn["threshold"] > 1.0)).all()

@@ -249,6 +249,13 @@ def surrogate_thresholds(
     return {name: calibrate(max_score(sc[f"tau_{name}"]), cfg.alpha) for name in INDICATORS}
 
 
+def can_fire(threshold: float | None) -> bool:
+    """Whether an indicator with threshold ``threshold`` can ever warn: Kendall's τ is at most
+    1, so a threshold calibrated above 1 (the null series' maxima reached τ = 1, see
+    :func:`calibrate`) can never be reached. None (no threshold) counts as able to fire."""
+    return threshold is None or threshold <= 1.0
+
+
 def first_warning(
     steps: np.ndarray, tau: Float[np.ndarray, " n"], threshold: float, until: int | None = None
 ) -> int | None:

@@ -70,6 +70,7 @@ def indicator_row(sweep: Sweep, key: str, name: str, alpha: float) -> dict[str, 
         "n_null": len(nulls),
         "defined_before_onset": float((tscores > -1).mean()),
         "threshold": theta,
+        "cannot_fire": not ews.can_fire(theta),
         "hit_rate": len(leads) / len(trans),
         "false_alarm_rate": float(np.mean(loo)),
         "lead_median": float(np.median(leads)) if leads else None,
@@ -140,6 +141,7 @@ TABLE_COLUMNS = [
     "n_null",
     "defined_before_onset",
     "threshold",
+    "cannot_fire",
     "hit_rate",
     "false_alarm_rate",
     "lead_median",
@@ -227,6 +229,10 @@ def _summary(sweep: Sweep, table: pd.DataFrame, target: Target, cfg: DetectConfi
             + (f", median lead {lead:,.0f} steps)" if lead is not None else ")")
             + ". "
         )
+        dead = warn[warn["cannot_fire"].astype(bool)]
+        if len(dead):
+            names = ", ".join(f"{r.key} · {r.indicator}" for r in dead.itertuples())
+            text += f"Cannot fire (threshold above τ's maximum of 1): {names}. "
     else:
         text += f"Too few null runs (< {MIN_NULL}) to calibrate warnings. "
     cp = table[table["indicator"] == "main_change_point"] if len(table) else table
@@ -280,7 +286,8 @@ class LeadTime:
     :func:`phasewatch.report.leadtime.write_outputs` writes).
 
     Attributes:
-        tables: ``leadtime`` (one row per series × indicator: hit_rate, false_alarm_rate,
+        tables: ``leadtime`` (one row per series × indicator: threshold, cannot_fire (the
+            threshold is above τ's maximum of 1), hit_rate, false_alarm_rate,
             lead_median/q25/q75 in steps, lead_frac_median, auc), ``roc``,
             ``change_point_leads`` and ``window_sensitivity``.
         runs: one row per analysed run (:func:`phasewatch.detect.sweep.run_table`).

@@ -232,7 +232,9 @@ def write_detect(
 ) -> dict[str, Any]:
     """Store the ``detect`` block in events.json and the ``ews``/``change_points`` tables.
 
-    A warning's ``lead`` is onset − warning step (steps; positive = before the onset).
+    A warning's ``lead`` is onset − warning step (steps; positive = before the onset);
+    ``cannot_fire`` marks an indicator whose threshold is above τ's maximum of 1 (reported
+    as "cannot fire", not as silent: :func:`~phasewatch.detect.ews.can_fire`).
     """
     warnings: dict[str, Any] = {}
     rows = []
@@ -247,7 +249,12 @@ def write_detect(
                 else ews.first_warning(ss.steps, ss.scores[f"tau_{name}"], theta)
             )
             lead = onset - step if step is not None and onset is not None else None
-            entry[name] = {"step": step, "threshold": theta, "lead": lead}
+            entry[name] = {
+                "step": step,
+                "threshold": theta,
+                "lead": lead,
+                "cannot_fire": not ews.can_fire(theta),
+            }
         warnings[key] = entry
         rows.append(pd.DataFrame({"step": ss.steps, "key": key, **ss.scores}))
     block = {

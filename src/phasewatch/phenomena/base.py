@@ -36,11 +36,21 @@ class Findings:
 
 @dataclass(frozen=True)
 class Preset:
-    """A named, complete configuration: the phenomenon's config plus the training loop's."""
+    """A named, complete configuration: the phenomenon's config plus the training loop's.
+
+    Attributes:
+        task: the phenomenon's config.
+        train: the training loop's config.
+        description: one line for ``phasewatch presets``.
+        signals: default settings fields per signal calibrated for this preset's model
+            (``{"llc": {"epsilon": 1e-4}}``; ``measure`` applies them under the user's
+            flags); say in a comment how they were calibrated.
+    """
 
     task: Any
     train: TrainConfig
     description: str
+    signals: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 class Phenomenon(Protocol):
@@ -51,6 +61,10 @@ class Phenomenon(Protocol):
         config_cls: its frozen config dataclass.
         presets: named presets; ``default_preset`` is used when none is given.
         onsets: behavioural onset rules written to ``events.json``.
+
+    A phenomenon may also define ``hindsight_keys``: metric keys whose value at a step
+    depends on later weights (e.g. measures relative to the final model); forecasting
+    leaves them out (:func:`hindsight_keys`).
     """
 
     name: str
@@ -90,6 +104,12 @@ def register(phenomenon: Phenomenon) -> Phenomenon:
 def names() -> list[str]:
     """The registered phenomena's names, sorted."""
     return sorted(_REGISTRY)
+
+
+def hindsight_keys(name: str) -> frozenset[str]:
+    """The ``hindsight_keys`` of phenomenon ``name`` (empty for an unregistered name such as
+    ``watch`` or ``imported``, or a phenomenon without any)."""
+    return frozenset(getattr(_REGISTRY.get(name), "hindsight_keys", ()))
 
 
 def get(name: str) -> Phenomenon:

@@ -2,6 +2,10 @@
 its label (does the target transition within the budget?) and its group (the kind of run,
 for leave-one-null-kind-out).
 
+Series a phenomenon marks as hindsight measures (their value at t depends on the final
+model: grokking's restricted/excluded loss with the final key frequencies) are left out of
+the features; their causal variants stay.
+
 A run whose target has already crossed by the decision step is excluded (there is nothing
 left to forecast), as are unfinished runs and runs whose anchoring event never happened;
 each exclusion is listed with its reason, never silently dropped.
@@ -19,6 +23,7 @@ from phasewatch.detect.forecast.features import DecisionRule, FeatureConfig, run
 from phasewatch.detect.onsets import first_crossing, series
 from phasewatch.detect.transitions import Target
 from phasewatch.errors import ConfigError, StoreError
+from phasewatch.phenomena.base import hindsight_keys
 from phasewatch.store import RunDir
 from phasewatch.store.signals import read_signals
 
@@ -88,6 +93,8 @@ def run_row(
         raise ValueError(f"target crossed at step {onset}, before the decision step {t}")
     start = (onsets.get(rule.event) or {}).get("step") or 0 if rule.event else 0
     feats = run_features(metrics, read_signals(rd), int(start), t, cfg)
+    hindsight = hindsight_keys(str(conf.get("phenomenon")))
+    feats = {f: v for f, v in feats.items() if f.split("|")[0] not in hindsight}
     meta = {
         "run": str(rd.path),
         "group": group_of(conf, group_by),

@@ -27,7 +27,7 @@ from torch import Tensor
 from phasewatch.config import OnsetRule, TrainConfig
 from phasewatch.phenomena.base import Findings, Preset, register
 from phasewatch.phenomena.grokking.config import GrokkingConfig
-from phasewatch.phenomena.grokking.findings import findings
+from phasewatch.phenomena.grokking.findings import HINDSIGHT_KEYS, findings
 from phasewatch.phenomena.grokking.task import GrokkingTask
 
 __all__ = ["Grokking", "GrokkingConfig"]
@@ -40,6 +40,7 @@ class Grokking:
     config_cls = GrokkingConfig
     batch_fields = ("train_frac",)  # batched seeds: per-member training-pair masks
     default_preset = "quick"
+    hindsight_keys = HINDSIGHT_KEYS  # final-model key frequencies: not for forecasting
     onsets = (
         OnsetRule("memorisation", "train/acc", "cross", ">=", 0.99),
         OnsetRule("generalisation_50", "test/acc", "cross", ">=", 0.5),
@@ -76,6 +77,8 @@ class Grokking:
             ),
             description="p=59 a+b, 30% train, Nanda's 1L model, AdamW lr 3e-3 wd 1.0, "
             "5k full-batch steps (~1-2 min on 2 cores)",
+            # calibrate's rule (signals/calibrate.py), seed 0, steps 250 and 5,000 (2026-12-01)
+            signals={"llc": {"epsilon": 3e-4, "gamma": 100.0}},
         ),
         "small": Preset(
             task=GrokkingConfig(p=47, train_frac=0.4, d_model=64, d_head=16, d_mlp=256),
@@ -92,6 +95,9 @@ class Grokking:
             description="the lead-time benchmark's preset: p=47 a+b, 40% train, 1L d_model 64 "
             "(4 heads x 16, d_mlp 256), AdamW lr 1e-2 wd 1.0, 4k steps, metrics every 10 "
             "steps (~1 min on one core); memorises by step 50, generalises near step 1,100",
+            # phasewatch calibrate, default grid, seed 0: the rule recommends ε 1e-3, γ 100
+            # at steps 500 and 2,000 (2026-12-04; 3e-4 with γ 100 also passes at both)
+            signals={"llc": {"epsilon": 1e-3, "gamma": 100.0}},
         ),
     }
 

@@ -1,6 +1,13 @@
 """Whole-run findings of a grokking run: the final model's key frequencies and the
 restricted and excluded losses of every stored checkpoint (Nanda et al. 2023, arXiv
-2301.05217, §4.2 and §5.1)."""
+2301.05217, §4.2 and §5.1).
+
+As in the paper, ``progress/restricted_loss`` and ``progress/excluded_loss`` use the key
+frequencies of the *final* model: they are hindsight measures (a value at step t depends on
+weights after t), listed in :data:`HINDSIGHT_KEYS` and left out of forecasting features.
+Their causal variants ``progress/restricted_loss_causal`` and
+``progress/excluded_loss_causal`` use the key frequencies of the checkpoint at t itself
+(no row at checkpoints with no key frequency yet)."""
 
 from __future__ import annotations
 
@@ -18,6 +25,9 @@ from phasewatch.phenomena.base import Findings
 from phasewatch.phenomena.grokking import fourier
 from phasewatch.phenomena.grokking.config import GrokkingConfig
 from phasewatch.phenomena.grokking.task import GrokkingTask
+
+# measures whose value at step t depends on the final model (see the module docstring)
+HINDSIGHT_KEYS = ("progress/restricted_loss", "progress/excluded_loss")
 
 
 def logit_table(task: GrokkingTask) -> Float[Tensor, "p p p"]:
@@ -52,8 +62,10 @@ def findings(
         final: the final weights.
 
     Returns:
-        Rows ``progress/restricted_loss`` and ``progress/excluded_loss`` (nats) per
-        checkpoint step, and events ``key_frequencies`` and ``neurons_per_frequency``.
+        Rows ``progress/restricted_loss`` and ``progress/excluded_loss`` (nats, final key
+        frequencies: hindsight) and their ``_causal`` variants (the checkpoint's own key
+        frequencies) per checkpoint step, and events ``key_frequencies`` and
+        ``neurons_per_frequency``.
     """
     task = GrokkingTask(cfg, train)
     task.model.load_state_dict(final)
@@ -66,8 +78,12 @@ def findings(
     for step, state in checkpoints:
         task.model.load_state_dict(state)
         table = logit_table(task)
-        rows.append((step, "progress/restricted_loss", fourier.restricted_loss(table, keys)))
-        rows.append(
-            (step, "progress/excluded_loss", fourier.excluded_loss(table, keys, train_mask))
-        )
+        own, _ = fourier.key_frequencies(neuron_table(task))
+        for suffix, freqs in (("", keys), ("_causal", own)):
+            if not freqs:
+                continue
+            restricted = fourier.restricted_loss(table, freqs)
+            excluded = fourier.excluded_loss(table, freqs, train_mask)
+            rows.append((step, f"progress/restricted_loss{suffix}", restricted))
+            rows.append((step, f"progress/excluded_loss{suffix}", excluded))
     return Findings(rows, extra)

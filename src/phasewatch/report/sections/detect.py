@@ -26,6 +26,7 @@ def warnings_table(block: dict) -> pd.DataFrame:
                     "warning step": w["step"],
                     "lead (steps)": w["lead"],
                     "τ threshold": None if w["threshold"] is None else round(w["threshold"], 3),
+                    "can fire": "cannot fire" if w.get("cannot_fire") else "yes",
                     "window (points)": entry["window_points"],
                     "change points": ", ".join(
                         f"{s:,}" for s in block["change_points"].get(key, [])[:8]
