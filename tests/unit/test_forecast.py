@@ -160,6 +160,9 @@ def test_bad_input_exits_2_with_one_line(runs, tmp_path):
                          "--offset-frac", "1.5"])  # fmt: skip
     assert r.exit_code == 2 and "offset_frac=1.5 is invalid" in r.stderr
     assert not (tmp_path / "o").exists()
+    r = cli.invoke(app, ["forecast", "evaluate", str(runs / "new"), "--out", str(tmp_path / "f")])
+    assert r.exit_code == 2 and "3 null and 3 transition runs" in r.stderr
+    assert ">= 10 null runs" in r.stderr and not (tmp_path / "f").exists()
 
 
 def test_rank_auroc_equals_sklearn_with_ties():

@@ -72,7 +72,9 @@ def forecast_fit(
         ``(forecaster, table)``.
 
     Raises:
-        ConfigError: too few runs of a label, no feature matching ``features``.
+        ConfigError: fewer than ``min_null`` null runs (the false-alarm budget cannot be
+            calibrated on fewer) or fewer than 2 transition runs (nothing is written), no
+            feature matching ``features``.
     """
     from phasewatch.detect.forecast.features import DecisionRule, FeatureConfig
     from phasewatch.detect.forecast.model import fit
@@ -158,6 +160,9 @@ def forecast_apply(model_dir: str | Path, paths: Sequence[str | Path]) -> pd.Dat
     return pd.concat([out, skipped], ignore_index=True)[cols] if len(skipped) else out[cols]
 
 
+MIN_NULL = 10  # null runs needed to calibrate a 5% false-alarm threshold with any resolution
+
+
 def forecast_evaluate(
     paths: Sequence[str | Path],
     out: str | Path,
@@ -165,6 +170,7 @@ def forecast_evaluate(
     features: Sequence[str] = ("*",),
     alpha: float = 0.05,
     n_boot: int = 1_000,
+    min_null: int = MIN_NULL,
     **table_kw: Any,
 ) -> dict[str, Any]:
     """The forecasting benchmark of the runs under ``paths``: every single feature's
@@ -174,7 +180,9 @@ def forecast_evaluate(
     ``summary.json`` to ``out``.
 
     Raises:
-        ConfigError: too few runs of a label, no feature matching ``features``.
+        ConfigError: fewer than ``min_null`` null runs (the false-alarm budget cannot be
+            calibrated on fewer) or fewer than 2 transition runs (nothing is written), no
+            feature matching ``features``.
     """
     from phasewatch.detect.forecast import evaluate as ev
     from phasewatch.detect.forecast.features import DecisionRule, FeatureConfig
@@ -188,6 +196,13 @@ def forecast_evaluate(
         feature_cfg=table_kw.get("feature_cfg") or FeatureConfig(),
     )
     rows = tab.rows
+    n_trans = int(rows["label"].sum()) if len(rows) else 0
+    if len(rows) - n_trans < min_null or n_trans < 2:
+        raise ConfigError(
+            f"runs: {len(rows) - n_trans} null and {n_trans} transition runs could be scored "
+            f"({len(tab.excluded)} excluded); the benchmark needs >= {min_null} null runs "
+            "and >= 2 transition runs"
+        )
     single = ev.single_features(rows, chosen, alpha=alpha, n_boot=n_boot)
     single = single.sort_values("auroc", key=lambda a: (a - 0.5).abs(), ascending=False)
     cv = ev.cross_validated(rows, chosen, **kw)

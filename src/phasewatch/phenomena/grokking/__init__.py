@@ -11,6 +11,9 @@ Presets:
     quick: Nanda's model and optimiser on p = 59 with 30% train and lr 3e-3, so that
         delayed generalisation shows in about a minute on 2 CPU cores: memorisation by
         step ~50, generalisation at ~1.5k-3.5k steps (seeds 0-2 measured here).
+    small: the lead-time benchmark's preset (p = 47, d_model 64, lr 1e-2, 4k steps).
+    forecast, forecast-subcritical, forecast-x2xy, forecast-x3xy, forecast-wd0: the
+        forecasting benchmark's family (:func:`forecast_presets`).
 
 Code: the config and the operations in :mod:`.config`, the pairs and their split in
 :mod:`.data`, the fast read-out forward pass in :mod:`.model`, one seed's task in
@@ -20,6 +23,7 @@ in :mod:`.findings`; this module holds the presets and the registration.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterator
 
 from torch import Tensor
@@ -31,6 +35,57 @@ from phasewatch.phenomena.grokking.findings import HINDSIGHT_KEYS, findings
 from phasewatch.phenomena.grokking.task import GrokkingTask
 
 __all__ = ["Grokking", "GrokkingConfig"]
+
+
+_SMALL_TASK = GrokkingConfig(p=47, train_frac=0.4, d_model=64, d_head=16, d_mlp=256)
+
+
+def forecast_presets() -> dict[str, Preset]:
+    """The grokking family of the forecasting benchmark (``docs/forecast/protocol.md``):
+    ``forecast`` is the ``small`` model and optimiser on a 2,000-step budget with
+    checkpoints every 20 steps (exploratory seeds 1000-1005: memorisation at step 40-50,
+    test accuracy >= 0.99 at steps 450-1,050); its matched null runs differ in one thing
+    each: below the critical training fraction (``forecast-subcritical``, 25%), an
+    operation that does not generalise within the budget (``forecast-x2xy``: a²+ab+b²,
+    ``forecast-x3xy``: a³+ab; Xu 2026), or no weight decay (``forecast-wd0``)."""
+    train = TrainConfig(
+        steps=2_000,
+        lr=1e-2,
+        weight_decay=1.0,
+        beta1=0.9,
+        beta2=0.98,
+        warmup_steps=10,
+        eval_every=10,
+        checkpoint_every=20,
+    )
+    kinds = {
+        "forecast": (_SMALL_TASK, train, "transition runs"),
+        "forecast-subcritical": (
+            dataclasses.replace(_SMALL_TASK, train_frac=0.25),
+            train,
+            "null: 25% train, below the critical training fraction",
+        ),
+        "forecast-x2xy": (
+            dataclasses.replace(_SMALL_TASK, op="x2+xy+y2"),
+            train,
+            "null: a^2+ab+b^2 mod p, which does not generalise within the budget",
+        ),
+        "forecast-x3xy": (
+            dataclasses.replace(_SMALL_TASK, op="x3+xy"),
+            train,
+            "null: a^3+ab mod p, which does not generalise within the budget",
+        ),
+        "forecast-wd0": (
+            _SMALL_TASK,
+            dataclasses.replace(train, weight_decay=0.0),
+            "null: no weight decay",
+        ),
+    }
+    return {
+        name: Preset(task=task, train=tr, description=f"forecasting benchmark, {what}: "
+                     "the small model, AdamW lr 1e-2, 2k steps, checkpoints every 20")
+        for name, (task, tr, what) in kinds.items()
+    }  # fmt: skip
 
 
 class Grokking:
@@ -81,7 +136,7 @@ class Grokking:
             signals={"llc": {"epsilon": 3e-4, "gamma": 100.0}},
         ),
         "small": Preset(
-            task=GrokkingConfig(p=47, train_frac=0.4, d_model=64, d_head=16, d_mlp=256),
+            task=_SMALL_TASK,
             train=TrainConfig(
                 steps=4_000,
                 lr=1e-2,
@@ -99,6 +154,7 @@ class Grokking:
             # at steps 500 and 2,000 (2026-12-04; 3e-4 with γ 100 also passes at both)
             signals={"llc": {"epsilon": 1e-3, "gamma": 100.0}},
         ),
+        **forecast_presets(),
     }
 
     def build(self, cfg: GrokkingConfig, train: TrainConfig) -> GrokkingTask:

@@ -40,6 +40,9 @@ Presets:
         no LayerNorm, AdamW weight decay 1. Seed 0 (measured here, 2026-12-04): no phase
         change within its 4,500 steps — no previous-token or induction head, ICL score
         between -0.06 and -0.01 nats throughout — where olsson-2layer jumps at ~3,400.
+    forecast, forecast-norepeat, forecast-1layer: the forecasting benchmark's family (a
+        smaller model whose ICL jump lands at ~750-950 steps; nulls with nothing to copy
+        and with one layer).
 
 Code: the config in :mod:`.config`, the data in :mod:`.data`, one seed's task (model,
 loss, per-eval measures) in :mod:`.task`, the head scores in :mod:`.scores` and the
@@ -78,6 +81,19 @@ _OLSSON_TRAIN = TrainConfig(
     warmup_steps=0,
     eval_every=50,
     checkpoint_every=50,
+)
+
+
+# The forecasting benchmark's family (docs/forecast/protocol.md): a smaller model and
+# context with the span written three times, so the phase change lands within 2,000 steps
+# (exploratory seeds 1000-1003: ICL score <= -1 nat at steps 740-940, ~20 ms a step on one
+# thread); the nulls differ in one thing: nothing to copy, or one layer.
+_FORECAST_TASK = InductionConfig(
+    vocab=64, n_ctx=32, span_len=8, repeats=3, d_model=32, n_heads=4, d_head=8,
+    batch_size=64, eval_batch=64,
+)  # fmt: skip
+_FORECAST_TRAIN = dataclasses.replace(
+    _OLSSON_TRAIN, steps=2_000, lr=3e-3, eval_every=20, checkpoint_every=20
 )
 
 
@@ -120,6 +136,22 @@ class Induction:
             train=_OLSSON_TRAIN,
             description="olsson-2layer on sequences whose span is written once: nothing to "
             "copy (null run)",
+        ),
+        "forecast": Preset(
+            task=_FORECAST_TASK,
+            train=_FORECAST_TRAIN,
+            description="forecasting benchmark, transition runs: 2L d_model 32, 4x8 heads, "
+            "vocab 64, ctx 32, 8-token span x3, batch 64, AdamW lr 3e-3, 2k steps",
+        ),
+        "forecast-norepeat": Preset(
+            task=dataclasses.replace(_FORECAST_TASK, repeats=1),
+            train=_FORECAST_TRAIN,
+            description="forecasting benchmark, null: the span written once (nothing to copy)",
+        ),
+        "forecast-1layer": Preset(
+            task=dataclasses.replace(_FORECAST_TASK, n_layers=1),
+            train=_FORECAST_TRAIN,
+            description="forecasting benchmark, null: one layer (no induction heads)",
         ),
         "cpu-3x": Preset(
             task=InductionConfig(repeats=3, n_ctx=85, layernorm=False),
