@@ -18,6 +18,7 @@ from phasewatch.cli.app import app
 from phasewatch.detect.forecast.features import DecisionRule, FeatureConfig, run_features
 from phasewatch.detect.forecast.model import Forecaster
 from phasewatch.detect.transitions import Target
+from phasewatch.errors import ConfigError
 from phasewatch.store import create_run, open_run
 
 STEPS = np.arange(0, 2001, 20)
@@ -175,3 +176,14 @@ def test_rank_auroc_equals_sklearn_with_ties():
     y = rng.integers(0, 2, (20, 30))
     want = [roc_auc_score(yy, ss) for ss, yy in zip(s, y)]
     assert np.allclose(_auc_rows(s, y), want) and auroc(s[0], y[0]) == want[0]
+
+
+def test_feature_globs_with_exclusions():
+    from phasewatch.api.forecast import _match_features
+
+    names = ["test/acc|last", "test/loss|slope", "llc/mean|last", "dmd/residual|tau_ac1"]
+    assert _match_features(names, ["*", "!test/*"]) == ["llc/mean|last", "dmd/residual|tau_ac1"]
+    assert _match_features(names, ["!test/*", "!*|tau_ac1"]) == ["llc/mean|last"]
+    assert _match_features(names, ["llc/*", "test/acc*"]) == ["test/acc|last", "llc/mean|last"]
+    with pytest.raises(ConfigError, match="matches no feature"):
+        _match_features(names, ["!*"])

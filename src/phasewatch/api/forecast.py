@@ -97,14 +97,22 @@ def forecast_fit(
 
 
 def _match_features(names: Sequence[str], patterns: Sequence[str]) -> list[str]:
-    """The names matching any glob pattern (fnmatch; patterns are data, never code).
+    """The names matching any glob pattern and no ``!``-prefixed one (fnmatch; patterns are
+    data, never code): ``*,!test/*`` is every feature but those of ``test/`` series.
 
     Raises:
         ConfigError: if no name matches.
     """
     import fnmatch
 
-    chosen = [n for n in names if any(fnmatch.fnmatchcase(n, p) for p in patterns)]
+    keep = [p for p in patterns if not p.startswith("!")] or ["*"]
+    drop = [p[1:] for p in patterns if p.startswith("!")]
+
+    def wanted(n: str) -> bool:
+        hit = any(fnmatch.fnmatchcase(n, p) for p in keep)
+        return hit and not any(fnmatch.fnmatchcase(n, p) for p in drop)
+
+    chosen = [n for n in names if wanted(n)]
     if not chosen:
         raise ConfigError(
             f"features={','.join(patterns)!r} matches no feature of these runs; e.g. "

@@ -26,7 +26,9 @@ THRESHOLD = typer.Option(0.99, help="Transition threshold of the target, in its 
 OP = typer.Option(">=", help="'>=' (target rises to the threshold) or '<='.")
 EVENT = typer.Option("memorisation", help="Onset the decision step is anchored to ('' = step 0).")
 OFFSET = typer.Option(0.1, help="Decision step offset, as a fraction of the planned steps.")
-FEATURES = typer.Option("*", help="Comma-separated globs over feature names (key|stat).")
+FEATURES = typer.Option(
+    "*", help="Comma-separated globs over feature names (key|stat); !glob excludes."
+)
 GROUP = typer.Option("preset", help="What a kind of run is: preset, or a config field.")
 WINDOW = typer.Option(10, help="Feature windows, in logged points.")
 
