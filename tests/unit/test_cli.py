@@ -95,3 +95,25 @@ def test_run_ls_and_report(tmp_path, tiny):
     assert api.list_runs(tmp_path)[0]["status"] == "interrupted"
     r = phasewatch("runs", "ls", str(tmp_path), "--format", "xml")
     assert r.returncode == 2 and "allowed: table, csv, json" in r.stderr
+
+
+def test_runs_ls_tells_runs_apart_at_80_columns(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from phasewatch.cli.app import app
+    from phasewatch.store import create_run
+
+    cfg = {"phenomenon": "grokking", "preset": "forecast-subcritical", "seed": 1,
+           "task": {}, "train": {"steps": 10}}  # fmt: skip
+    names = ["kind=forecast-subcritical/s1000", "kind=forecast-subcritical/s1001"]
+    (tmp_path / "kind=forecast-subcritical").mkdir()
+    for name in names:
+        create_run(tmp_path / name.split("/")[0], name.split("/")[1], cfg, {}).set_status(
+            "done", 10
+        )
+    monkeypatch.setenv("COLUMNS", "80")
+    r = CliRunner().invoke(app, ["runs", "ls", str(tmp_path)])
+    assert r.exit_code == 0, r.output
+    assert max(len(line) for line in r.output.splitlines()) <= 80
+    for name in names:
+        assert name in r.output  # shown whole, relative to the listed directory

@@ -11,6 +11,7 @@ Bad input exits with code 2 and one line; nothing is written.
 from __future__ import annotations
 
 import itertools
+import os
 from pathlib import Path
 from typing import Any
 
@@ -196,6 +197,7 @@ def runs_ls(
     import sys
 
     from rich.table import Table
+    from rich.text import Text
 
     from phasewatch.config import require_choice
     from phasewatch.store.index import query
@@ -209,13 +211,22 @@ def runs_ls(
         writer.writerow(cols)
         writer.writerows([["" if v is None else v for v in r] for r in rows])
     else:
+        # runs are shown relative to ROOT and never cut (two runs must be told apart at 80
+        # columns); other values wrap rather than end in "…" (headers may be cut)
+        base = str(Path(root).resolve())
+        cells = [[_cell(v) for v in r] for r in rows]
+        if "run" in cols:
+            i = cols.index("run")
+            for c in cells:
+                rel = os.path.relpath(c[i], base) if c[i].startswith(base) else c[i]
+                c[i] = rel if rel != "." else Path(c[i]).name
         table = Table(title=f"runs under {root}" + ("" if rows else " (none)"))
-        for c in cols:
-            table.add_column(c.replace("onset/", "onset: "))
-        for r in rows:
-            table.add_row(
-                *("" if v is None else f"{v:.4g}" if isinstance(v, float) else str(v) for v in r)
-            )
+        for j, c in enumerate(cols):
+            width = max([len(r[j]) for r in cells] + [3]) if c == "run" else None
+            head = Text(c.replace("onset/", "onset: "), no_wrap=True, overflow="ellipsis")
+            table.add_column(head, overflow="fold", no_wrap=c == "run", min_width=width)
+        for c in cells:
+            table.add_row(*c)
         console.print(table)
 
 
