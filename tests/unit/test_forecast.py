@@ -187,3 +187,32 @@ def test_feature_globs_with_exclusions():
     assert _match_features(names, ["llc/*", "test/acc*"]) == ["test/acc|last", "llc/mean|last"]
     with pytest.raises(ConfigError, match="matches no feature"):
         _match_features(names, ["!*"])
+
+
+def test_online_forecaster_matches_apply_and_fires_once(runs, tmp_path):
+    import dataclasses
+
+    from phasewatch.detect.forecast.online import OnlineForecaster
+
+    feats = ["precursor/level|last", "precursor/level|slope", "noise/z|tau_ac1"]
+    model, _ = api.forecast_fit([runs / "train"], tmp_path / "m", features=feats, **KW)
+    assert model.event_rule is None  # the synthetic phenomenon registers no onset rules
+    with pytest.raises(ConfigError, match="anchored to 'memorisation'"):
+        OnlineForecaster(model, 2000)
+    model = dataclasses.replace(
+        model, event_rule={"key": "train/acc", "op": ">=", "threshold": 0.99}
+    )
+    model.save(tmp_path / "m")
+    offline = api.forecast_apply(tmp_path / "m", [runs / "new"]).set_index("run")
+    for run in (runs / "new").iterdir():
+        online = OnlineForecaster(tmp_path / "m", planned=2000)
+        results = []
+        wide = open_run(run).metrics().pivot_table(index="step", columns="key", values="value")
+        for step, row in wide.iterrows():
+            online.add(int(step), row.dropna().to_dict())
+            if (r := online.update()) is not None:
+                results.append(r)
+        assert len(results) == 1 and results[0].decision_step == 700
+        assert results[0].score == pytest.approx(offline.loc[str(run), "score"], abs=1e-12)
+        assert results[0].alarm == bool(offline.loc[str(run), "prediction"])
+        assert "forecast at step 700" in str(results[0])

@@ -9,7 +9,7 @@ from typing import Any
 
 import pandas as pd
 
-from phasewatch.errors import ConfigError
+from phasewatch.errors import ConfigError, StoreError
 from phasewatch.store import RunDir
 from phasewatch.store.atomic import write_json, write_parquet, write_text
 
@@ -72,9 +72,7 @@ def forecast_fit(
         ``(forecaster, table)``.
 
     Raises:
-        ConfigError: fewer than ``min_null`` null runs (the false-alarm budget cannot be
-            calibrated on fewer) or fewer than 2 transition runs (nothing is written), no
-            feature matching ``features``.
+        ConfigError: fewer than 2 runs of either label, no feature matching ``features``.
     """
     from phasewatch.detect.forecast.features import DecisionRule, FeatureConfig
     from phasewatch.detect.forecast.model import fit
@@ -82,18 +80,40 @@ def forecast_fit(
 
     tab = forecast_table(paths, **table_kw)
     chosen = _match_features(tab.features, features)
+    rule = table_kw.get("rule") or DecisionRule()
     model = fit(
         tab.rows,
         chosen,
         target=table_kw.get("target") or Target(),
-        rule=table_kw.get("rule") or DecisionRule(),
+        rule=rule,
         feature_cfg=table_kw.get("feature_cfg") or FeatureConfig(),
         alpha=alpha,
         c=c,
+        event_rule=_event_rule(tab.rows["run"], rule.event),
     )
     model.save(out)
     write_parquet(Path(out) / "table.parquet", tab.rows)
     return model, tab
+
+
+def _event_rule(runs: pd.Series, event: str) -> dict[str, Any] | None:
+    """The first-crossing onset rule named ``event`` of the runs' phenomenon (the first run
+    whose phenomenon defines it), as ``{"key", "op", "threshold"}``; None without one."""
+    from phasewatch import phenomena
+    from phasewatch.store import open_run
+
+    if not event:
+        return None
+    for run in runs:
+        try:
+            name = open_run(run).config().get("phenomenon")
+            rules = phenomena.get(str(name)).onsets
+        except (StoreError, ConfigError, KeyError, AttributeError):
+            continue
+        for r in rules:
+            if r.name == event and r.kind == "cross":
+                return {"key": r.key, "op": r.op, "threshold": r.threshold}
+    return None
 
 
 def _match_features(names: Sequence[str], patterns: Sequence[str]) -> list[str]:

@@ -49,6 +49,10 @@ class Forecaster:
         target: the behaviour forecast (key, threshold, op).
         rule: the decision rule (event, offset_frac).
         feature_cfg: the feature windows.
+        event_rule: the anchoring event's onset rule (``key``, ``op``, ``threshold``: a
+            first crossing) from the training runs' phenomenon, so the forecaster can find
+            its decision step online (:mod:`.online`); None when the rule has no event or
+            the phenomenon is unknown.
     """
 
     features: tuple[str, ...]
@@ -61,6 +65,7 @@ class Forecaster:
     target: dict[str, Any]
     rule: dict[str, Any]
     feature_cfg: dict[str, Any]
+    event_rule: dict[str, Any] | None = None
 
     def matrix(self, rows: pd.DataFrame) -> np.ndarray:
         """The standardised ``(runs, features)`` matrix of ``rows`` (NaN → 0).
@@ -147,6 +152,7 @@ def fit(
     feature_cfg: FeatureConfig,
     alpha: float = 0.05,
     c: float = 0.1,
+    event_rule: dict[str, Any] | None = None,
 ) -> Forecaster:
     """Fit the logistic regression on ``rows`` (a :class:`~.table.ForecastTable`'s rows).
 
@@ -156,6 +162,7 @@ def fit(
             :func:`usable_features`).
         alpha: false-alarm budget of the alarm threshold on the training nulls.
         c: inverse L2 regularisation strength of scikit-learn's ``LogisticRegression``.
+        event_rule: stored with the model (see :class:`Forecaster`).
 
     Raises:
         ConfigError: with fewer than 2 runs of either label or no usable feature.
@@ -191,4 +198,5 @@ def fit(
         target=asdict(target),
         rule=asdict(rule),
         feature_cfg=asdict(feature_cfg),
+        event_rule=event_rule,
     )
