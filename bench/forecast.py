@@ -1,0 +1,185 @@
+"""The forecasting benchmark of docs/forecast/protocol.md, end to end, resumable.
+
+For each family: train every kind's sweep (``docs/forecast/specs/<family>-<kind>.yaml``;
+re-running resumes, finished members are never redone), measure every registered signal
+on every run up to the family's exploratory median onset (checkpoints already measured
+are skipped), then score both tasks (``forecast evaluate`` with all features and with
+precursors only; ``leadtime`` for the sequential alarms). CPU seconds of each stage are
+added to ``<out>/cost.json`` across interruptions, and the cost table is printed.
+
+    python bench/forecast.py --set exploratory --seeds 1000:1004 --out runs/forecast/exploratory
+    python bench/forecast.py --set confirmatory --out runs/forecast/confirmatory \\
+        --tables docs/forecast/confirmatory            # seeds from the specs
+    python bench/forecast.py ... --families grokking,deep-linear --stages train,measure
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SPECS = Path(__file__).resolve().parent.parent / "docs" / "forecast" / "specs"
+STAGES = ("train", "measure", "analyse")
+
+
+@dataclass(frozen=True)
+class Family:
+    """One family of the protocol: its kinds, target, decision rule and measuring range."""
+
+    kinds: tuple[str, ...]
+    target: tuple[str, float, str]  # key, threshold, op
+    event: str  # the decision step's anchoring onset ('' = step 0)
+    offset_frac: float
+    until: int  # signals at checkpoints <= this step (the exploratory median onset)
+    behaviour: tuple[str, ...]  # feature globs left out of the precursors-only forecaster
+
+
+FAMILIES = {
+    "grokking": Family(
+        ("transition", "null-subcritical", "null-x2xy", "null-x3xy", "null-wd0"),
+        ("test/acc", 0.99, ">="), "memorisation", 0.1, 1_000, ("test/*",),
+    ),
+    "omnigrok": Family(
+        ("transition", "null"), ("test/acc", 0.8, ">="), "memorisation", 0.05, 3_000,
+        ("test/*",),
+    ),
+    "induction": Family(
+        ("transition", "null-norepeat", "null-1layer"), ("icl/score", -1.0, "<="), "", 0.25,
+        800, ("icl/*", "loss/*"),
+    ),
+    "deep-linear": Family(
+        ("transition", "null"), ("modes/last", 0.5, ">="), "mode1", 0.1, 400, ("modes/*",),
+    ),
+}  # fmt: skip
+
+
+def child_cpu() -> float:
+    """CPU seconds (user + system) of this process's finished children."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def add_cost(out: Path, family: str, stage: str, cpu: float, wall: float) -> None:
+    """Add one stage's seconds to ``out/cost.json`` (atomic)."""
+    from phasewatch.store.atomic import write_json
+
+    path = out / "cost.json"
+    cost = json.loads(path.read_text()) if path.exists() else {}
+    entry = cost.setdefault(family, {}).setdefault(stage, {"cpu_s": 0.0, "wall_s": 0.0})
+    entry["cpu_s"] += cpu
+    entry["wall_s"] += wall
+    write_json(path, cost)
+
+
+def train(family: str, fam: Family, out: Path, seeds: str | None, workers: int) -> None:
+    """Run (or resume) every kind's sweep of ``family``."""
+    for kind in fam.kinds:
+        spec = SPECS / f"{family}-{kind}.yaml"
+        cmd = [sys.executable, "-m", "phasewatch", "sweep", "--spec", str(spec), "--out",
+               str(out / family / kind), "--workers", str(workers), "--no-progress"]  # fmt: skip
+        if seeds:
+            cmd += ["--seeds", seeds]
+        c0, w0 = child_cpu(), time.perf_counter()
+        subprocess.run(cmd, check=True)
+        add_cost(out, family, "train", child_cpu() - c0, time.perf_counter() - w0)
+
+
+def runs_of(root: Path) -> list[Path]:
+    """Run directories under ``root`` (sorted)."""
+    return sorted(
+        p.parent for p in root.rglob("config.json") if (p.parent / "status.json").exists()
+    )
+
+
+def measure(family: str, fam: Family, out: Path) -> None:
+    """Every registered signal on every run of ``family`` up to ``fam.until``."""
+    from phasewatch import api
+    from phasewatch.signals import base
+
+    signals = base.names()
+    for run in runs_of(out / family):
+        c0, w0 = time.process_time(), time.perf_counter()
+        api.measure(run, signals, until=fam.until, threads=1, progress=False)
+        add_cost(out, family, "measure", time.process_time() - c0, time.perf_counter() - w0)
+        print(f"measured {run}", flush=True)
+
+
+def analyse(family: str, fam: Family, out: Path, tables: Path) -> None:
+    """Both tasks of the protocol on ``family``'s runs; tables under ``tables/family``."""
+    from phasewatch import api
+    from phasewatch.detect.forecast.features import DecisionRule, FeatureConfig
+    from phasewatch.detect.run import DetectConfig
+    from phasewatch.detect.transitions import Target
+
+    key, threshold, op = fam.target
+    kw = dict(
+        target=Target(key, threshold, op),
+        rule=DecisionRule(fam.event, fam.offset_frac),
+        feature_cfg=FeatureConfig(),
+        group_by="preset",
+    )
+    dest = tables / family
+    c0, w0 = time.process_time(), time.perf_counter()
+    api.forecast_evaluate([out / family], dest / "all", **kw)
+    drop = [f"!{g}" for g in fam.behaviour]
+    api.forecast_evaluate([out / family], dest / "precursors", features=["*", *drop], **kw)
+    cfg = DetectConfig(alpha=0.05, start_event=fam.event or DetectConfig().start_event)
+    api.leadtime(out / family, Target(key, threshold, op), cfg, out=dest / "leadtime")
+    add_cost(out, family, "analyse", time.process_time() - c0, time.perf_counter() - w0)
+
+
+def print_cost(out: Path) -> None:
+    """The cost table: CPU and wall seconds per family and stage, and the total in CPU-h."""
+    path = out / "cost.json"
+    if not path.exists():
+        return
+    cost = json.loads(path.read_text())
+    print(f"{'family':<12} {'stage':<8} {'CPU s':>10} {'wall s':>10}")
+    total = 0.0
+    for family, stages in cost.items():
+        for stage, v in stages.items():
+            total += v["cpu_s"]
+            print(f"{family:<12} {stage:<8} {v['cpu_s']:>10.0f} {v['wall_s']:>10.0f}")
+    print(f"total: {total:,.0f} CPU s = {total / 3600:.2f} CPU-h (budget 4 CPU-h)")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--set", choices=("exploratory", "confirmatory"), required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--seeds", default=None, help="override the specs' seeds (exploratory)")
+    ap.add_argument("--families", default=",".join(FAMILIES))
+    ap.add_argument("--stages", default=",".join(STAGES))
+    ap.add_argument("--workers", type=int, default=2)
+    ap.add_argument("--tables", type=Path, default=None, help="default OUT/tables")
+    args = ap.parse_args()
+    if args.set == "exploratory" and (not args.seeds or int(args.seeds.split(":")[0]) < 1000):
+        ap.error("the exploratory set uses seeds >= 1000 (--seeds 1000:1004)")
+    if args.set == "confirmatory" and args.seeds:
+        ap.error("the confirmatory set uses the specs' seeds (no --seeds)")
+    families = [f for f in args.families.split(",") if f]
+    stages = [s for s in args.stages.split(",") if s]
+    for name in families + stages:
+        if name not in FAMILIES and name not in STAGES:
+            ap.error(f"unknown family or stage {name!r}; allowed: {', '.join(FAMILIES)}; "
+                     f"{', '.join(STAGES)}")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    for family in families:
+        fam = FAMILIES[family]
+        if "train" in stages:
+            train(family, fam, args.out, args.seeds, args.workers)
+        if "measure" in stages:
+            measure(family, fam, args.out)
+        if "analyse" in stages:
+            analyse(family, fam, args.out, args.tables or args.out / "tables")
+    print_cost(args.out)
+
+
+if __name__ == "__main__":
+    main()
