@@ -282,8 +282,10 @@ def test_capacity_api_and_cli():
     args = ["capacity", "--m", "3", "--n", "4", "--sparsity", "0.5", "--steps", "20"]
     r = runner.invoke(superposition_app, [*args, "--batch", "16", "--format", "json"])
     assert r.exit_code == 0, r.output
-    (row,) = json.loads(r.output)
+    (row,) = json.loads(r.output)  # no progress bar mixed into json or csv
     assert row["m"] == 3 and row["n"] == 4 and "sentence" in row
+    r = runner.invoke(superposition_app, [*args, "--batch", "16"])
+    assert r.exit_code == 0 and "capacity" in r.output and "20/20" in r.output  # the bar
     for bad, needle in (
         (["--m", "0"], "m=0 is invalid"),
         (["--n", "4,x"], "n='4,x' is invalid"),

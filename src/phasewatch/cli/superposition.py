@@ -70,6 +70,7 @@ def capacity_command(
     batch: int = typer.Option(1024, help="Examples per step."),
     threads: int = typer.Option(0, help="CPU threads for torch (0 = all cores)."),
     format: str = typer.Option("table", help="table, csv or json."),
+    progress: bool = typer.Option(True, help="Show a progress bar (table format only)."),
 ) -> None:
     """Represented features and measured |cos| vs JL, union and Welch bounds, per (n, S)."""
     require_choice("format", format, ("table", "csv", "json"))
@@ -82,7 +83,9 @@ def capacity_command(
 
     if threads:
         torch.set_num_threads(threads)
-    rows = capacity(m, ns, ss, steps=steps, seed=seed, batch=batch)
+    rows = capacity(
+        m, ns, ss, steps=steps, seed=seed, batch=batch, progress=progress and format == "table"
+    )
     if format == "json":
         typer.echo(json.dumps(rows.to_dict(orient="records"), indent=2, default=str))
         return

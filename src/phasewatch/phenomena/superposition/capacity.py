@@ -6,7 +6,7 @@ capacity``)."""
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
@@ -17,6 +17,7 @@ from phasewatch.phenomena.superposition import geometry as geo
 from phasewatch.phenomena.superposition.bounds import capacity_row
 from phasewatch.phenomena.superposition.config import NOTEBOOK_TRAIN, SuperpositionConfig
 from phasewatch.phenomena.superposition.task import SuperpositionTask, fit
+from phasewatch.training.progress import progress_bar
 
 
 def _check(m: int, ns: Sequence[int], sparsities: Sequence[float]) -> None:
@@ -39,6 +40,7 @@ def _rows_for_n(
     *,
     batch: int,
     norm_threshold: float,
+    on_step: Callable[[], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Train one model with one instance per sparsity (importance 1) and return one
     capacity row per sparsity, plus ``density``, ``loss`` and ``seconds`` (training time)."""
@@ -48,7 +50,7 @@ def _rows_for_n(
         dens, imp, m, seed=train.seed, batch=batch, norm_threshold=norm_threshold
     )
     t0 = time.perf_counter()
-    fit(task, train)
+    fit(task, train, on_step)
     seconds = time.perf_counter() - t0
     with torch.no_grad():
         losses = task.instance_losses(task.eval_batch())
@@ -72,6 +74,7 @@ def capacity(
     seed: int = 0,
     batch: int = 1024,
     norm_threshold: float = 0.5,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """How many features a trained toy model holds, against the worst-case bounds.
 
@@ -88,6 +91,7 @@ def capacity(
         sparsities: S values, each in [0, 1) (density 1 − S in (0, 1]).
         steps, seed, batch: training length (steps), seed and batch size (examples).
         norm_threshold: ‖W_i‖ above which a feature counts as represented.
+        progress: show a progress bar over all models' training steps.
 
     Returns:
         One row per (n, S), ordered by n then S; columns as
@@ -101,8 +105,12 @@ def capacity(
     train = TrainConfig(seed=seed, steps=steps, eval_every=max(steps, 1), **NOTEBOOK_TRAIN)
     SuperpositionConfig(batch=batch, norm_threshold=norm_threshold)  # validates both
     rows = []
-    for n in ns:
-        rows += _rows_for_n(
-            m, int(n), sparsities, train, batch=batch, norm_threshold=norm_threshold
-        )
+    with progress_bar(progress) as bar:
+        job = bar.add_task("capacity", total=len(ns) * steps)
+        for n in ns:
+            bar.update(job, info=f"n={n}")
+            rows += _rows_for_n(
+                m, int(n), sparsities, train, batch=batch, norm_threshold=norm_threshold,
+                on_step=lambda: bar.advance(job),
+            )  # fmt: skip
     return pd.DataFrame(rows)

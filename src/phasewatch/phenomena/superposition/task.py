@@ -7,7 +7,7 @@ See :mod:`phasewatch.phenomena.superposition` for the phenomenon, its metrics an
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import torch
@@ -215,9 +215,12 @@ class _StackedBatch:
         return out.add_(1.0).clamp_(min=0.0)  # max(0, 1 − u/p)
 
 
-def fit(task: SuperpositionTask, train: TrainConfig) -> list[float]:
+def fit(
+    task: SuperpositionTask, train: TrainConfig, on_step: Callable[[], None] | None = None
+) -> list[float]:
     """Train ``task`` without a run store, with the trainer's optimiser and learning-rate
-    schedule; returns the total loss of every ``train.eval_every``-th step. Used by
+    schedule; returns the total loss of every ``train.eval_every``-th step. ``on_step`` is
+    called after every step (a progress bar). Used by
     :func:`~phasewatch.phenomena.superposition.capacity` and the benchmark."""
     opt = make_optimizer(task.model, train)
     curve = []
@@ -230,4 +233,6 @@ def fit(task: SuperpositionTask, train: TrainConfig) -> list[float]:
         opt.step()
         if step % train.eval_every == 0:
             curve.append(loss.item())
+        if on_step is not None:
+            on_step()
     return curve
