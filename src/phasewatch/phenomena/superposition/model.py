@@ -70,6 +70,12 @@ def weighted_mse(
     return (importances[:, None, :] * (x - out).pow(2)).sum(-1).mean(-1)
 
 
+def _relu_grad_(grad: Tensor, out: Tensor) -> Tensor:
+    """``grad`` zeroed in place where the ReLU output ``out`` is 0 (ReLU'(pre) = [out > 0]),
+    one pass without a boolean mask."""
+    return torch.ops.aten.threshold_backward.grad_input(grad, out, 0, grad_input=grad)
+
+
 class FusedToyLoss(torch.autograd.Function):
     """Per-instance :func:`weighted_mse` of :class:`ToyModel` with its gradient formed in
     the forward pass, in closed form — the same maths as autograd with fewer passes over
@@ -99,12 +105,11 @@ class FusedToyLoss(torch.autograd.Function):
         for start in range(0, B, chunk):
             xc = x[:, start : start + chunk]  # (I, C, n)
             h = torch.bmm(xc, Wt)  # (I, C, m)
-            r = torch.bmm(h, W).add_(bias).clamp_(min=0)  # (I, C, n): x'
-            active = r > 0  # ReLU'(pre)
-            r.sub_(xc)  # x' − x
+            out = torch.bmm(h, W).add_(bias).clamp_(min=0)  # (I, C, n): x'
+            r = torch.sub(out, xc)  # x' − x
             g = r * scale  # (2/B) I ⊙ r
             loss += torch.linalg.vecdot(g.reshape(ni, -1), r.reshape(ni, -1)) / 2
-            g.mul_(active)  # (I, C, n): ∂L/∂pre
+            _relu_grad_(g, out)  # (I, C, n): ∂L/∂pre
             dh = torch.bmm(g, Wt)  # (I, C, m)
             dW.baddbmm_(h.transpose(1, 2), g).baddbmm_(dh.transpose(1, 2), xc)  # (I, m, n)
             db += g.sum(1)
