@@ -10,8 +10,16 @@ the weights, a training-loss curve of 256 points (every 10 steps) and the pertur
 checkpoints themselves. A signal that costs more than 20 training steps per point is
 flagged (``> 20``), as the README's cost table says.
 
+``--compare K`` prints instead, per model, ``llc`` and ``hessian`` measured on K checkpoints
+(perturbed copies of the initial weights) one at a time (today's loop) and all at once
+(signals/batched.py), side by side in one process: seconds per checkpoint (CPU and wall)
+and their ratio, with one forward-backward pass's FLOP rate as a share of a plain matrix
+multiply's (the most batching can gain is about its inverse: every stacked copy has its
+own weights, so batching removes per-operation overhead, not arithmetic).
+
     python bench/signals.py [--models grokking:small,grokking:nanda2023,induction:olsson-2layer]
                             [--signals llc,dmd,...] [--threads 1] [--history 24]
+    python bench/signals.py --compare 12 --models grokking:small,deep_linear:saxe
 """
 
 from __future__ import annotations
@@ -29,6 +37,15 @@ from phasewatch.phenomena import get
 from phasewatch.signals import base
 from phasewatch.signals import get as get_signal
 from phasewatch.signals.base import step_generator
+from phasewatch.signals.batched import (
+    BATCH_MAX_MFLOP,
+    batch_elements,
+    forward_backward_mflop,
+    hessian_batch,
+    llc_batch,
+)
+from phasewatch.signals.hessian import hessian
+from phasewatch.signals.llc import LLCSettings, estimate_llc
 from phasewatch.signals.runner import make_probe
 from phasewatch.signals.trajectory import History
 from phasewatch.store.env import describe
@@ -117,12 +134,84 @@ def bench_model(spec: str, names: list[str], points: int) -> None:
         print(f"{name:<16}{sig.kind:<12}{wall:>9.3f}{cpu:>9.3f}{ratio:>14.1f}  {flag}")
 
 
+def matmul_share(probe) -> tuple[float, float, float]:
+    """(MFLOP of one forward-backward of the probe loss, its GFLOP/s, the GFLOP/s of a plain
+    (1024 × 1024) matrix multiply), CPU time, one thread as set."""
+    params = probe.params()
+    mflop = forward_backward_mflop(probe)
+    c0 = time.process_time()
+    for _ in range(10):
+        torch.autograd.grad(probe.loss(), params)
+    rate = mflop * 10 / (time.process_time() - c0) / 1e3
+    a = torch.randn(1024, 1024)
+    c0 = time.process_time()
+    for _ in range(5):
+        a @ a
+    peak = 5 * 2 * 1024**3 / (time.process_time() - c0) / 1e9
+    return mflop, rate, peak
+
+
+def compare(spec: str, k: int) -> None:
+    """Print llc and hessian on ``k`` checkpoints: the loop vs the batched path."""
+    phen_name, preset = spec.split(":")
+    phen = get(phen_name)
+    pre = phen.presets[preset]
+    task = phen.build(pre.task, pre.train)
+    probe = make_probe(task, 0)
+    params = probe.params()
+    g = torch.Generator().manual_seed(0)
+    states = [
+        [p.detach() + 1e-3 * torch.randn(p.shape, generator=g) for p in params] for _ in range(k)
+    ]
+    llc_s = LLCSettings(**pre.signals.get("llc", {}))
+    hess_s = get_signal("hessian").settings()
+    mflop, rate, peak = matmul_share(probe)
+    group = max(1, min(batch_elements(probe) // llc_s.chains, batch_elements(probe, True), k))
+    print(
+        f"\n{spec}: n={probe.n}, d={sum(p.numel() for p in params):,}, {k} checkpoints, "
+        f"batch {group} checkpoints; one forward-backward {mflop:.1f} MFLOP at {rate:.1f} "
+        f"GFLOP/s = {100 * rate / peak:.0f}% of a 1024² matmul ({peak:.1f} GFLOP/s); "
+        f"measure batches it: {'yes' if mflop <= BATCH_MAX_MFLOP else 'no'} "
+        f"(<= {BATCH_MAX_MFLOP:g} MFLOP)"
+    )
+    print(
+        f"{'signal':<10}{'loop CPU':>10}{'loop wall':>11}{'batch CPU':>11}{'batch wall':>12}"
+        f"{'CPU ratio':>11}{'wall ratio':>12}   (seconds per checkpoint)"
+    )
+    for name, one, many, s in (
+        ("llc", lambda gen: estimate_llc(probe, llc_s, generator=gen), llc_batch, llc_s),
+        ("hessian", lambda gen: hessian(probe, hess_s, generator=gen), hessian_batch, hess_s),
+    ):
+
+        def loop(one=one):
+            """Today's path: each checkpoint loaded into the model, then measured."""
+            for i, st in enumerate(states):
+                with torch.no_grad():
+                    for p, w in zip(params, st):
+                        p.copy_(w)
+                one(step_generator(0, i))
+
+        def batched(many=many, s=s):
+            """All checkpoints at once, in groups that fit the memory budget."""
+            for a in range(0, k, group):
+                gens = [step_generator(0, i) for i in range(a, min(k, a + group))]
+                many(probe, states[a : a + group], s, generators=gens)
+
+        lw, lc, _ = timed(loop)
+        bw, bc, _ = timed(batched)
+        print(
+            f"{name:<10}{lc / k:>10.3f}{lw / k:>11.3f}{bc / k:>11.3f}{bw / k:>12.3f}"
+            f"{lc / bc:>11.2f}{lw / bw:>12.2f}"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--models", default=MODELS, help="comma-separated phenomenon:preset")
     ap.add_argument("--signals", default="", help="comma-separated (default: all registered)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--history", type=int, default=24, help="checkpoints in the history")
+    ap.add_argument("--compare", type=int, default=0, help="K: batched vs loop on K checkpoints")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     names = args.signals.split(",") if args.signals else base.names()
@@ -133,7 +222,10 @@ def main() -> None:
     )
     print("(CPU = process time of all threads: on a shared machine, the guide to idle wall)")
     for spec in args.models.split(","):
-        bench_model(spec, names, args.history)
+        if args.compare:
+            compare(spec, args.compare)
+        else:
+            bench_model(spec, names, args.history)
 
 
 if __name__ == "__main__":

@@ -153,3 +153,47 @@ def test_matches_autograd_hessian_on_a_small_network():
             float(ev[-1 - i]), rel=1e-6, abs=1e-9
         )
     assert out.values["hessian/min_eig"] == pytest.approx(float(ev[0]), rel=1e-6, abs=1e-9)
+
+
+def test_batched_hessian_of_a_known_spectrum_at_several_checkpoints():
+    # a quadratic has the Hessian A at every w: three "checkpoints" (different w) measured at
+    # once must each give A's spectrum, with their own start vectors and probes
+    from phasewatch.signals.base import step_generator
+    from phasewatch.signals.batched import hessian_batch
+
+    A, lam = _matrix()
+    probe = _probe(A)
+    g = torch.Generator().manual_seed(5)
+    states = [[torch.randn(p.shape, generator=g, dtype=p.dtype) for p in probe.params()]]
+    states += [[p.detach().clone() for p in probe.params()] for _ in range(2)]
+    settings = HessianSettings(top_k=5, lanczos_steps=40, hutchinson_probes=200)
+    gens = [step_generator(0, s) for s in (0, 100, 200)]
+    out = hessian_batch(probe, states, settings, generators=gens)
+    for m in out:
+        v = m.values
+        for i, want in enumerate(TOP.tolist()):
+            assert v[f"hessian/top_eig/{i}"] == pytest.approx(want, rel=1e-6)
+        assert v["hessian/min_eig"] == pytest.approx(MOST_NEGATIVE, rel=1e-6)
+        assert v["hessian/converged"] == 1.0
+        assert abs(v["hessian/trace"] - float(lam.sum())) < 4 * v["hessian/trace_se"]
+    assert out[1].values["hessian/trace"] != out[2].values["hessian/trace"]  # own probes
+
+
+def test_batched_lanczos_stops_each_row_where_lanczos_does():
+    # row 0: three distinct eigenvalues (the Krylov space is invariant after 3 steps);
+    # row 1: a generic spectrum (runs all steps); each row equals its own lanczos run
+    g = torch.Generator().manual_seed(2)
+    Q, _ = torch.linalg.qr(torch.randn(12, 12, generator=g, dtype=torch.float64))
+    lam0 = torch.tensor([3.0] * 4 + [1.0] * 4 + [-2.0] * 4, dtype=torch.float64)
+    mats = [Q @ torch.diag(lam0) @ Q.T, _matrix()[0][:12, :12]]
+    v0 = torch.randn(2, 12, generator=g, dtype=torch.float64)
+    got = linalg.lanczos_batched(lambda V: torch.stack([m @ v for m, v in zip(mats, V)]), v0, 8)
+    for k, m in enumerate(mats):
+        want = linalg.lanczos(lambda v, m=m: m @ v, v0[k], 8)
+        assert len(got[k].alpha) == len(want.alpha)
+        torch.testing.assert_close(got[k].alpha, want.alpha)
+        torch.testing.assert_close(got[k].beta, want.beta)
+    assert len(got[0].alpha) == 3 and len(got[1].alpha) == 8
+    torch.testing.assert_close(
+        got[0].ritz()[0], torch.tensor([-2.0, 1.0, 3.0], dtype=torch.float64)
+    )

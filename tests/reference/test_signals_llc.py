@@ -32,7 +32,8 @@ import pytest
 import torch
 from torch import nn
 
-from phasewatch.signals.base import Probe
+from phasewatch.signals.base import Probe, step_generator
+from phasewatch.signals.batched import llc_batch
 from phasewatch.signals.known import dln_learning_coefficient, normal_crossing_lc
 from phasewatch.signals.llc import LLCSettings, default_nbeta, estimate_llc, llc
 
@@ -70,8 +71,8 @@ class DeepLinear(nn.Module):
 
     def loss(self) -> torch.Tensor:
         A = self.ws[0]
-        for w in self.ws[1:]:
-            A = w @ A
+        for i in range(1, len(self.ws)):  # items, not a slice: a sliced ParameterList
+            A = self.ws[i] @ A  # copies its items, which torch.func could not swap
         return ((A - self.B) ** 2).sum()
 
 
@@ -263,7 +264,7 @@ def test_divergence_is_flagged_with_chain_and_draw_and_not_averaged():
     probe = Probe(m, m.loss, N)
     out = llc(
         probe,
-        LLCSettings(epsilon=0.5, gamma=1.0, chains=3, draws=50, burn_in=0),
+        LLCSettings(epsilon=0.5, gamma=1.0, chains=3, draws=50, burn_in=0, step_down=0),
         generator=torch.Generator().manual_seed(0),
     )
     v = out.values
@@ -344,3 +345,67 @@ def test_calibration_recommends_a_stationary_unflagged_setting():
     assert best["llc_mean"] == pytest.approx(3.0, rel=0.15)
     assert not summary[summary["epsilon"] == 0.05]["passes"].any()
     assert "diverged" in summary[summary["epsilon"] == 0.05]["reason"].iloc[0]
+
+
+# ---- the batched path (signals/batched.py) on the same known answers ----------------------
+def test_batched_regular_quadratic_gives_the_exact_ula_answer_at_every_checkpoint():
+    # three "checkpoints" (all at w* = 0) stepped together, each with its own generator
+    class Q(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.w = nn.Parameter(torch.zeros(10, dtype=torch.float64))
+
+        def loss(self):
+            return 0.5 * (self.w**2).sum()
+
+    m = Q()
+    s = LLCSettings(epsilon=1e-3, gamma=1.0, chains=4, draws=2000, burn_in=200)
+    states = [[torch.zeros(10, dtype=torch.float64)] for _ in range(3)]
+    gens = [step_generator(0, k) for k in range(3)]
+    out = llc_batch(Probe(m, m.loss, N), states, s, generators=gens)
+    a = default_nbeta(N) + 1.0
+    want = 5 * (default_nbeta(N) / a) / (1 - 1e-3 * a / 4)
+    for res in out:
+        assert res.mean == pytest.approx(want, rel=0.05)
+    assert len({r.mean for r in out}) == 3, "independent noise per checkpoint"
+
+
+@pytest.mark.parametrize("widths,rank", [((2, 4, 3), 1)])
+def test_batched_deep_linear_network_matches_aoyagi(widths, rank):
+    # two checkpoints at the same true parameter: two independent estimates of λ = 3
+    ws, B = factorised(widths, rank, COPIES)
+    model = DeepLinear(ws, B)
+    states = [[w.clone() for w in ws] for _ in range(2)]
+    gens = [step_generator(0, k) for k in range(2)]
+    out = llc_batch(Probe(model, model.loss, N), states, DLN_SETTINGS, generators=gens)
+    true = float(dln_learning_coefficient(widths, rank))
+    for res in out:
+        assert not res.warnings
+        est, se = res.mean / COPIES, res.std / COPIES / math.sqrt(DLN_SETTINGS.chains)
+        assert abs(est - true) <= 0.1 * true + 3 * se, f"λ̂={est:.3f}±{se:.3f} vs λ={true}"
+
+
+def test_batched_divergence_is_flagged_per_checkpoint():
+    class Scaled(nn.Module):
+        """½ s² |w|²: the curvature in w is s², so the same ε diverges where s is large."""
+
+        def __init__(self):
+            super().__init__()
+            self.s = nn.Parameter(torch.ones(1, dtype=torch.float64))
+            self.w = nn.Parameter(torch.zeros(4, dtype=torch.float64))
+
+        def loss(self):
+            return 0.5 * (self.s**2).sum() * (self.w**2).sum()
+
+    m = Scaled()
+    # ε nβ s² / 2 = 72 at s = 10 (ULA diverges beyond 2), 0.007 at s = 0.1
+    states = [
+        [torch.full((1,), s, dtype=torch.float64), torch.zeros(4, dtype=torch.float64)]
+        for s in (10.0, 0.1)
+    ]
+    s = LLCSettings(epsilon=0.01, gamma=1.0, chains=3, draws=50, burn_in=0, step_down=0)
+    gens = [step_generator(0, k) for k in range(2)]
+    bad, good = llc_batch(Probe(m, m.loss, N), states, s, generators=gens)
+    assert (~bad.ok).all() and len(bad.warnings) == 3
+    assert "chain 0 diverged at draw" in bad.warnings[0]
+    assert good.ok.all() and not good.warnings

@@ -135,6 +135,19 @@ def test_select_steps():
     assert select_steps(steps, 2, only=[30, 10]) == [10, 30]
     with pytest.raises(ConfigError, match="step=15"):
         select_steps(steps, 1, only=[15])
+    assert select_steps(steps, 1, until=25) == [0, 10, 20]
+    assert select_steps(steps, 2, until=30) == [0, 20, 30]  # the last selected is <= until
+
+
+def test_cli_until_measures_only_checkpoints_up_to_that_step(run):
+    from phasewatch.cli.app import app
+
+    r = CliRunner().invoke(
+        app, ["measure", str(run), "--signals", "gradients", "--every", "1", "--until", "25",
+              "--no-progress"],
+    )  # fmt: skip
+    assert r.exit_code == 0, r.output
+    assert sorted(read_signals(_rd(run))["step"].unique()) == [0, 10, 20]
 
 
 def test_a_new_signal_is_one_decorated_function(run):

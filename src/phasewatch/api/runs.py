@@ -317,10 +317,22 @@ def measure(
     with this module's :func:`build_task`); returns the run's whole signals table.
 
     ``factory`` / ``trust_run_factory``: for a watched run, the permission to run its
-    recorded factory (see :func:`build_task`).
+    recorded factory (see :func:`build_task`). The run's preset's calibrated signal
+    settings (:func:`preset_signals`) are the defaults under ``settings``.
     """
     build = _builder(factory, trust_run_factory)
+    kwargs.setdefault("defaults", preset_signals(run))
     return runner.measure(run, signals, build_task=build, **kwargs)
+
+
+def preset_signals(run: str | Path) -> dict[str, dict[str, Any]]:
+    """The signal settings calibrated for the run's preset (``Preset.signals``); {} for a
+    watched run, an unknown preset or a run that cannot be read (``measure`` reports it)."""
+    try:
+        cfg = open_run(run).config()
+        return phenomena.get(cfg["phenomenon"]).presets[cfg["preset"]].signals
+    except (StoreError, ConfigError, KeyError, TypeError, AttributeError):
+        return {}
 
 
 def calibrate(

@@ -62,20 +62,30 @@ def measure(
     every: int = typer.Option(
         5, help="Measure every N-th checkpoint (the last is always included)."
     ),
+    until: int | None = typer.Option(
+        None, help="Only checkpoints at steps <= UNTIL (default: all)."
+    ),
     workers: int = typer.Option(1, help="Parallel processes over checkpoints."),
     threads: int = THREADS,
     progress: bool = PROGRESS,
     factory: str | None = FACTORY,
     trust_run_factory: bool = TRUST,
+    batched: bool = typer.Option(
+        True,
+        help="With one worker, measure llc and hessian of many checkpoints at once "
+        "(torch.func; same estimates up to rounding).",
+    ),
     *,
     config: dict[str, Any],
 ) -> None:
     """Measure LLC, Hessian, gradient and geometry signals into the run's signals.parquet.
 
     Checkpoints already measured with the same settings are skipped. The LLCSettings flags
-    set the llc signal (find them with ``phasewatch calibrate RUN``). Refresh the report
-    with ``phasewatch report RUN`` to see the new section. A watched run's model is rebuilt
-    only with --factory (equal to the recorded one) or --trust-run-factory.
+    set the llc signal over the preset's calibrated defaults (find them with ``phasewatch
+    calibrate RUN``); if every chain diverges, ε is stepped down by itself (--step-down).
+    Refresh the report with ``phasewatch report RUN`` to see the new section. A watched
+    run's model is rebuilt only with --factory (equal to the recorded one) or
+    --trust-run-factory.
     """
     from phasewatch import api
 
@@ -87,12 +97,14 @@ def measure(
         run,
         names,
         every=every,
+        until=until,
         workers=workers,
         threads=threads,
         settings={"llc": config} if config else None,
         progress=progress,
         factory=factory,
         trust_run_factory=trust_run_factory,
+        batched=batched,
     )
     steps = table["step"].nunique() if not table.empty else 0
     typer.echo(f"signals: {run / 'signals.parquet'} ({len(table)} rows, {steps} checkpoints)")

@@ -102,11 +102,27 @@ class HessianOperator:
 def spectrum(
     op: linalg.MatVec, d: int, settings: HessianSettings, *, generator: torch.Generator
 ) -> tuple[dict[str, float], pd.DataFrame]:
-    """The ``hessian/*`` values and the SLQ table for a symmetric operator of size d."""
-    runs = []
-    for _ in range(settings.slq_runs):
-        v0 = torch.randn(d, generator=generator, dtype=torch.float64)
-        runs.append(linalg.lanczos(op, v0, settings.lanczos_steps))
+    """The ``hessian/*`` values and the SLQ table for a symmetric operator of size d.
+
+    Random numbers, in this order from ``generator``: the ``slq_runs`` Gaussian start
+    vectors, then the Hutchinson probes (:func:`.batched.hessian_batch` draws the same).
+    """
+    starts = [
+        torch.randn(d, generator=generator, dtype=torch.float64) for _ in range(settings.slq_runs)
+    ]
+    runs = [linalg.lanczos(op, v0, settings.lanczos_steps) for v0 in starts]
+    samples = linalg.hutchinson(op, d, settings.hutchinson_probes, generator=generator)
+    return summarize(runs, samples, d, settings)
+
+
+def summarize(
+    runs: list[linalg.Tridiagonal],
+    samples: Float[Tensor, " probes"],
+    d: int,
+    settings: HessianSettings,
+) -> tuple[dict[str, float], pd.DataFrame]:
+    """The ``hessian/*`` values and the SLQ table from the Lanczos runs (the first gives
+    the extreme eigenvalues) and the Hutchinson samples of an operator of size d."""
     first = runs[0]
     theta, _ = first.ritz()
     resid = first.residuals()
@@ -123,7 +139,6 @@ def spectrum(
         slq_trace += d * float((nodes * weights).sum()) / len(runs)
         neg += float(weights[nodes < 0].sum()) / len(runs)
         rows += [(r, float(t), float(w)) for t, w in zip(nodes, weights)]
-    samples = linalg.hutchinson(op, d, settings.hutchinson_probes, generator=generator)
     out["hessian/trace"] = float(samples.mean())
     out["hessian/trace_se"] = float(samples.std() / len(samples) ** 0.5)
     out["hessian/slq_trace"] = slq_trace

@@ -127,3 +127,69 @@ def density(
     """Gaussian-smoothed density ``Σ w_i N(t; θ_i, σ²)`` on ``grid`` (weights should sum to 1)."""
     z = (grid[:, None] - nodes[None, :]) / sigma
     return (weights[None, :] * torch.exp(-0.5 * z**2)).sum(-1) / (sigma * math.sqrt(2 * math.pi))
+
+
+def lanczos_batched(
+    matvec: Callable[[Float[Tensor, "K d"]], Float[Tensor, "K d"]],
+    v0: Float[Tensor, "K d"],
+    steps: int,
+) -> list[Tridiagonal]:
+    """:func:`lanczos` on K operators at once: ``matvec`` maps row k to ``A_k v_k``.
+
+    Each row stops where :func:`lanczos` would (invariant Krylov space); a stopped row is
+    carried on as a zero vector and its tridiagonal cut at that step.
+
+    Args:
+        matvec: ``V ↦ (A_k V_k)_k`` for symmetric ``A_k`` (d × d), float64 (K, d) in and out.
+        v0: (K, d) start vectors (normalised here).
+        steps: Krylov dimension m.
+
+    Returns:
+        One :class:`Tridiagonal` per row, as :func:`lanczos` gives for that row alone.
+    """
+    k_rows, d = v0.shape
+    steps = min(steps, d)
+    Q = torch.zeros(k_rows, steps, d, dtype=torch.float64)
+    q = v0.double() / v0.double().norm(dim=1, keepdim=True)
+    alpha = torch.zeros(k_rows, steps, dtype=torch.float64)
+    beta = torch.zeros(k_rows, steps, dtype=torch.float64)
+    length = torch.full((k_rows,), steps)
+    active = torch.ones(k_rows, dtype=torch.bool)
+    for j in range(steps):
+        Q[:, j] = q
+        w = matvec(q).double()
+        alpha[:, j] = (w * q).sum(1)
+        for _ in range(2):  # full reorthogonalisation, as in :func:`lanczos`
+            Qj = Q[:, : j + 1]  # (K, j+1, d)
+            w = w - torch.einsum("kjd,kj->kd", Qj, torch.einsum("kjd,kd->kj", Qj, w))
+        beta[:, j] = w.norm(dim=1)
+        stop = active & (beta[:, j] <= 1e-12 * alpha[:, j].abs().clamp_min(1.0))
+        length[stop] = j + 1
+        active &= ~stop
+        if j == steps - 1 or not active.any():
+            break
+        q = torch.where(active[:, None], w / beta[:, j, None].clamp_min(1e-300), 0.0)
+    return [
+        Tridiagonal(alpha[k, :m].clone(), beta[k, : m - 1].clone(), float(beta[k, m - 1]))
+        for k, m in enumerate(length.tolist())
+    ]
+
+
+def hutchinson_batched(
+    matvec: Callable[[Float[Tensor, "K d"]], Float[Tensor, "K d"]],
+    d: int,
+    probes: int,
+    generators: list[torch.Generator],
+) -> Float[Tensor, "K probes"]:
+    """:func:`hutchinson` on K operators at once, row k's probes drawn from
+    ``generators[k]`` in the order :func:`hutchinson` draws them."""
+    out = torch.empty(len(generators), probes, dtype=torch.float64)
+    for j in range(probes):
+        vs = torch.stack(
+            [
+                torch.randint(0, 2, (d,), generator=g, dtype=torch.float64) * 2 - 1
+                for g in generators
+            ]
+        )  # (K, d)
+        out[:, j] = (matvec(vs) * vs).sum(1)
+    return out

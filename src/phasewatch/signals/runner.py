@@ -6,11 +6,12 @@ rebuilds phenomena and watched runs); the runner loads each selected checkpoint 
 is ``task.train_loss(step)``. It never imports a phenomenon.
 
 Store layout added to a run (:mod:`phasewatch.store.signals`): ``signals.parquet``,
-``signals.json``, ``tables/llc_traces.parquet``, ``tables/hessian_density.parquet``
-(calibrating the LLC on a run is :func:`phasewatch.signals.calibrate.calibrate_run`).
+``signals.json``, ``tables/<llc_traces|hessian_density>.parquet`` (calibrating the LLC on
+a run is :func:`phasewatch.signals.calibrate.calibrate_run`).
 
 A checkpoint already measured by a signal with the same settings hash is skipped, so an
-interrupted or repeated ``measure`` only does the missing work.
+interrupted or repeated ``measure`` only does the missing work. ``llc`` and ``hessian`` of
+many checkpoints are measured at once (:mod:`.batchrun`) unless ``batched=False``.
 
 Optional task capabilities (duck-typed, beyond :class:`~phasewatch.training.task.Task`):
     ``per_sample_loss(step) -> Tensor (n,)``: per-sample losses whose mean is
@@ -36,10 +37,10 @@ from typing import Any
 import pandas as pd
 import torch
 
-from phasewatch.config import require, require_choice
+from phasewatch.config import require
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.models import HookPoint
-from phasewatch.signals import base
+from phasewatch.signals import base, batchrun
 from phasewatch.signals.base import Probe, settings_hash
 from phasewatch.signals.history import (
     measure_trajectories,
@@ -48,6 +49,7 @@ from phasewatch.signals.history import (
     trajectory_todo,
     with_needs,
 )
+from phasewatch.signals.selection import select_steps
 from phasewatch.store import RunDir, open_run
 from phasewatch.store.signals import SignalStore, StepResult
 from phasewatch.training.progress import progress_bar
@@ -215,26 +217,10 @@ def measure_probe(
 
 
 # ---- the whole run ----------------------------------------------------------------------
-def select_steps(steps: Sequence[int], every: int, only: Iterable[int] | None = None) -> list[int]:
-    """Every ``every``-th checkpoint from the first, plus the last; or exactly ``only``.
-
-    Raises:
-        ConfigError: if a step in ``only`` has no checkpoint.
-    """
-    if only is not None:
-        only = list(only)
-        for s in only:
-            require_choice("step", s, steps)
-        return sorted(set(only))
-    chosen = list(steps[::every])
-    if steps and steps[-1] not in chosen:
-        chosen.append(steps[-1])
-    return chosen
-
-
-def resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[str, Any]:
-    """Each signal's settings object, ``{name: settings}``, from overrides ``settings``;
-    a trajectory signal's ``needs`` are added before it (:func:`.history.with_needs`).
+def resolve(signals: Sequence[str], settings: dict | None, defaults: dict | None = None) -> dict:
+    """Each signal's settings object, ``{name: settings}``, from overrides ``settings`` on
+    per-run ``defaults`` (``{name: {field: value}}``, e.g. a preset's calibrated LLC); a
+    trajectory signal's ``needs`` are added before it (:func:`.history.with_needs`).
 
     Raises:
         ConfigError: on an unknown signal, bad settings, or settings for a signal not in
@@ -248,6 +234,9 @@ def resolve(signals: Sequence[str], settings: dict[str, Any] | None) -> dict[str
             f"settings given for signal(s) not measured: {', '.join(extra)}; "
             f"allowed: {', '.join(s.name for s in specs)}"
         )
+    for name, fields in (defaults or {}).items():
+        if name in with_needs(signals) and isinstance(settings.get(name) or {}, dict):
+            settings[name] = {**fields, **(settings.get(name) or {})}
     return {s.name: s.settings(settings.get(s.name)) for s in specs}
 
 
@@ -256,12 +245,15 @@ def measure(
     signals: Sequence[str] = DEFAULT_SIGNALS,
     *,
     every: int = 1,
+    until: int | None = None,
     workers: int = 1,
     threads: int = 1,
     settings: dict[str, Any] | None = None,
     steps: Iterable[int] | None = None,
     progress: bool = True,
     on_warning: Callable[[dict[str, Any]], None] | None = None,
+    batched: bool = True,
+    defaults: dict[str, dict[str, Any]] | None = None,
     build_task: BuildTask,
 ) -> pd.DataFrame:
     """Measure ``signals`` on the run's checkpoints and merge them into ``signals.parquet``.
@@ -277,12 +269,16 @@ def measure(
         signals: registered signal names (``llc``, ``hessian``, ``gradients``, ``geometry``,
             trajectory signals such as ``loss_spectrum``).
         every: measure every ``every``-th checkpoint (always including the last).
+        until: only checkpoints at steps <= ``until`` (None: all).
         workers: parallel processes over checkpoints; 1 runs in this process.
         threads: torch threads per worker (default 1; see :func:`torch_threads`).
         settings: per-signal settings, ``{"llc": LLCSettings(...) or {"epsilon": 1e-5}}``.
         steps: measure exactly these checkpoint steps instead of ``every``.
         progress: show a progress bar.
         on_warning: optional ``callable(dict)`` for each warning (default: print it).
+        batched: with one worker, measure ``llc``/``hessian`` of many checkpoints at once
+            (:mod:`.batchrun`; same estimates up to rounding); False: one at a time.
+        defaults: per-signal default fields under ``settings`` (a preset's calibration).
 
     Returns:
         The run's whole ``signals.parquet`` table after the merge.
@@ -296,16 +292,18 @@ def measure(
     require(every >= 1, "every", "an integer >= 1", every)
     require(workers >= 1, "workers", "an integer >= 1", workers)
     require(threads >= 1, "threads", "an integer >= 1", threads)
-    resolved = resolve(signals, settings)
+    resolved = resolve(signals, settings, defaults)
     rd = open_run(run)
     _task_for(build_task, str(rd.path))  # fail before anything is written
-    store, todo, chosen = _missing(rd, resolved, every, steps, build_task)
+    store, todo, chosen = _missing(rd, resolved, (every, until), steps, build_task)
     later = trajectory_todo(store, resolved, chosen)
     warn = on_warning or _printer()
     with progress_bar(progress) as bar:
         tid = bar.add_task("measure", total=len(todo) + len(later))
         # lazy: the run's logs are read after every checkpoint result is stored
-        for res in chain(_execute(todo, workers, threads), measure_trajectories(rd, later)):
+        for res in chain(
+            _execute(todo, workers, threads, batched), measure_trajectories(rd, later)
+        ):
             store.add(res)
             for w in res.warnings:
                 warn(w)
@@ -331,13 +329,13 @@ def _printer() -> Callable[[dict[str, Any]], None]:
 def _missing(
     rd: RunDir,
     resolved: dict[str, Any],
-    every: int,
+    every: tuple[int, int | None],
     steps: Iterable[int] | None,
     build_task: BuildTask,
 ) -> tuple[SignalStore, list[tuple], list[int]]:
     """The run's signal store, the work it lacks — :func:`measure_step` arguments for
-    every selected checkpoint with a checkpoint signal not yet measured at these settings
-    — and the selected steps.
+    every checkpoint selected by ``every = (every, until)`` with a checkpoint signal not
+    yet measured at these settings — and the selected steps.
 
     Raises:
         StoreError: if the run has no checkpoints.
@@ -354,7 +352,7 @@ def _missing(
     store = SignalStore(rd, resolved, hashes)
     checkpoint = [n for n in resolved if base.get(n).kind == "checkpoint"]
     todo = []
-    chosen = select_steps(all_steps, every, steps)
+    chosen = select_steps(all_steps, every[0], steps, every[1])
     for step in chosen:
         jobs = [(n, fields[n]) for n in checkpoint if not store.done(step, n, hashes[n])]
         if jobs:
@@ -363,19 +361,21 @@ def _missing(
     return store, todo, chosen
 
 
-def _execute(todo: list[tuple], workers: int, threads: int) -> Iterator[StepResult]:
-    """Run :func:`measure_step` on each ``todo`` entry, in this process or in a pool of
-    ``workers`` processes; yield the results as they finish."""
+def _execute(todo: list[tuple], workers: int, threads: int, batched: bool) -> Iterator[StepResult]:
+    """Run :func:`measure_step` on each ``todo`` entry (batched: :func:`.batchrun.execute`),
+    in this process or in a pool of ``workers`` processes; yield results as they finish."""
+    if batched and workers == 1 and any(n in batchrun.BATCHABLE for e in todo for n, _ in e[4]):
+        with torch_threads(threads):
+            yield from batchrun.execute(todo, task_for=_task_for, make_probe=make_probe)
+        return
     if workers == 1 or len(todo) <= 1:
         for args in todo:
             with torch_threads(threads):
                 res = measure_step(*args)
             yield res
         return
-    # fork where available: workers inherit the imported modules and work from any
-    # launcher (``python -m``, scripts without a __main__ guard); each worker then runs
-    # with its own thread count, which avoids re-entering a forked OpenMP pool. Spawn
-    # elsewhere.
+    # fork where available (workers inherit the imported modules and work from any
+    # launcher; each runs its own thread count, no re-entered OpenMP pool); else spawn
     methods = multiprocessing.get_all_start_methods()
     ctx = multiprocessing.get_context("fork" if "fork" in methods else "spawn")
     with ProcessPoolExecutor(

@@ -51,7 +51,7 @@ def readout_logits(
     )  # (B, H, 3): attention of '=' on positions 0, 1, 2
     rows = F.embedding(torch.stack([a, p + b], dim=1), ov_flat)  # (B, 2, H*D)
     mix = s[..., :2].transpose(1, 2).reshape(-1, 1, 2 * h)  # (B, 1, 2H): (position, head)
-    attn_out = torch.bmm(mix, rows.view(-1, 2 * h, d))[:, 0] + s[..., 2] @ ov[2 * p]  # (B, D)
+    attn_out = torch.bmm(mix, rows.reshape(-1, 2 * h, d))[:, 0] + s[..., 2] @ ov[2 * p]  # (B, D)
     resid = x2 + attn_out
     resid = resid + mlp(resid)
     return resid @ model.unembed.W_U
