@@ -507,3 +507,43 @@ def test_a_dict_as_config_is_taken_as_hparams(tmp_path):
     assert watch.config.hparams == {"lr": 0.1}
     watch.close()
     assert open_run(tmp_path / "r").config()["task"]["user"] == {"lr": 0.1}
+
+
+def test_without_a_probe_batch_the_default_signals_that_need_none_are_measured(tmp_path, caplog):
+    """``Watcher(model, out=..., every=5)`` measures the default signals that need no
+    probe batch (``geometry``) and says which it left out; asking for one by name raises."""
+    with caplog.at_level(logging.WARNING, logger="phasewatch.watch"):
+        watch = Watcher(_model(), out=tmp_path / "r", every=5)
+    assert set(watch.resolved) == {"geometry"}
+    assert "signals ['gradients'] left out" in caplog.text
+    for step in range(11):
+        watch.step(step, {"train/loss": 1.0 / (step + 1)})
+    block = watch.close()
+    assert set(block["signals"]) == {"geometry"}
+    assert any("['gradients'] left out" in p for p in block["problems"])
+    sig = pd.read_parquet(tmp_path / "r" / "signals.parquet")
+    assert sorted(set(sig.query("key == 'geometry/norm/total'")["step"])) == [0, 5, 10]
+    with pytest.raises(ConfigError, match=r"probe_batch/loss_fn.*\['gradients'\] need them"):
+        Watcher(_model(), out=tmp_path / "s", signals=["geometry", "gradients"])
+    assert not (tmp_path / "s").exists()
+
+
+def test_change_points_are_computed_at_close_only_when_asked(tmp_path):
+    """By default ``close()`` leaves change points to ``phasewatch detect`` (their library
+    costs ~1 s of imports); ``change_points=True`` computes those of ``detect``."""
+    from phasewatch.detect.changepoints import ChangePointConfig, change_points
+    from phasewatch.detect.run import DetectConfig
+    from phasewatch.detect.transitions import run_series
+    from phasewatch.store.signals import read_signals
+
+    plain = open_run(_watch_with_checkpoints(tmp_path / "a", steps=60))
+    asked = open_run(_watch_with_checkpoints(tmp_path / "b", steps=60, change_points=True))
+    a, b = plain.events(), asked.events()
+    assert a["detect"]["change_points"] == {} and a["watch"]["change_points"] is False
+    cfg = ChangePointConfig(penalty=DetectConfig().penalty)
+    series = run_series(asked.metrics(), read_signals(asked))
+    want = {k: change_points(s.index.to_numpy(), s.to_numpy(), cfg) for k, s in series.items()}
+    assert b["detect"]["change_points"] == want and b["watch"]["change_points"] is True
+    assert any(want.values())  # the loss of a training run does change
+    o = a["watch"]["overhead"]
+    assert o["user_cpu_seconds"] > 0 and 0 < o["loop_cpu_seconds"] and o["percent_of_step_cpu"] > 0

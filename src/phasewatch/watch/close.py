@@ -4,7 +4,10 @@ events.json (with the ``ews`` and ``change_points`` tables), status ``done``.
 The ``detect`` block is :func:`phasewatch.detect.run.write_detect` fed with the online
 detector's scores and thresholds (the same numbers ``phasewatch detect`` computes from the
 stored run); only the change points and the target's onset, which are not warnings, are
-computed here from the whole run.
+computed here from the whole run. Change points (and the target's ``change_point`` onset)
+only with ``WatchConfig(change_points=True)`` or a target whose onset definition is
+``change_point``: their library (ruptures) imports scipy.stats, about a second of CPU,
+more than the rest of ``close()``. ``phasewatch detect RUN`` adds them later.
 
 Every function takes what it writes as explicit arguments (the run directory, the
 :class:`~phasewatch.watch.config.WatchConfig`, the detector, what the Watcher observed);
@@ -20,7 +23,13 @@ from typing import Any
 from phasewatch.detect.changepoints import ChangePointConfig, change_points
 from phasewatch.detect.online import OnlineDetector
 from phasewatch.detect.run import RunAnalysis, write_detect
-from phasewatch.detect.transitions import run_series, target_onsets
+from phasewatch.detect.transitions import (
+    Target,
+    max_slope_onset,
+    run_series,
+    target_onsets,
+    threshold_onset,
+)
 from phasewatch.store import RunDir
 from phasewatch.store.atomic import write_json
 from phasewatch.store.signals import read_signals
@@ -33,6 +42,26 @@ CALIBRATION = "AR(1) surrogates of each series' burn-in"  # as detect.run.write_
 def no_target() -> dict[str, Any]:
     """The ``detect`` block's target entry of a run watched without a target."""
     return {"key": None, "op": None, "threshold": None, "definition": None, "step": None, "all": {}}
+
+
+def onset(s: Any, target: Target, cfg: ChangePointConfig, change_points: bool) -> dict[str, Any]:
+    """The target's onsets in series ``s`` (step-indexed) as
+    :func:`~phasewatch.detect.transitions.target_onsets` gives them, except that without
+    ``change_points`` (and a target whose definition is not ``change_point``) the
+    ``change_point`` onset is None (not computed)."""
+    if change_points or target.onset == "change_point":
+        return target_onsets(s, target, cfg, 0)
+    crossed = threshold_onset(s, target)
+    slope = max_slope_onset(s, target) if crossed is not None else None
+    found = {"threshold": crossed, "max_slope": slope, "change_point": None}
+    return {
+        "key": target.key,
+        "op": target.op,
+        "threshold": target.threshold,
+        "definition": target.onset,
+        "step": found[target.onset],
+        "all": found,
+    }
 
 
 def write_detect_block(rd: RunDir, config: WatchConfig, detector: OnlineDetector) -> list[str]:
@@ -52,14 +81,18 @@ def write_detect_block(rd: RunDir, config: WatchConfig, detector: OnlineDetector
     cp_cfg = ChangePointConfig(penalty=cfg.penalty)
     problems = []
     if target is not None and target.key in series:
-        onset = target_onsets(series[target.key], target, cp_cfg, 0)
+        found = onset(series[target.key], target, cp_cfg, config.change_points)
     else:
-        onset = no_target()
+        found = no_target()
         if target is not None:
             problems.append(f"target {target.key!r} was never logged")
-    cps = {k: change_points(s.index.to_numpy(), s.to_numpy(), cp_cfg) for k, s in series.items()}
+    cps = {}
+    if config.change_points:
+        cps = {
+            k: change_points(s.index.to_numpy(), s.to_numpy(), cp_cfg) for k, s in series.items()
+        }
     settled = int(cfg.window_frac * detector.planned)
-    an = RunAnalysis(rd, onset, 0, cps, detector.scored(), series, settled)
+    an = RunAnalysis(rd, found, 0, cps, detector.scored(), series, settled)
     write_detect(an, detector.thresholds(), cfg, CALIBRATION)
     return problems
 
@@ -115,6 +148,7 @@ def watch_block(
         "warnings": [dataclasses.asdict(x) for x in warnings],
         "last_step": last_step,
         "checkpoints": checkpoints,
+        "change_points": config.change_points,  # computed at close (else: phasewatch detect)
     }
 
 

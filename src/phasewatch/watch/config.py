@@ -31,6 +31,7 @@ from phasewatch.errors import ConfigError
 from phasewatch.signals import runner
 from phasewatch.watch import loggers
 from phasewatch.watch.probe import WATCHED, check_factory
+from phasewatch.watch.ranks import ranks
 
 DEFAULT_SIGNALS = ("geometry", "gradients")
 EXPENSIVE = frozenset({"llc", "hessian"})  # measured every ``expensive_every`` steps
@@ -69,6 +70,8 @@ class WatchConfig:
         signals: registered signal names (``geometry``, ``gradients``, ``llc``,
             ``hessian``, ``samples``, trajectory signals such as ``loss_spectrum``),
             stored as a tuple; :data:`NEEDS_LOSS` need a probe batch and a loss function.
+            None (the default): :data:`DEFAULT_SIGNALS`, less those that need a probe
+            batch when the Watcher is given none (:func:`choose_signals`).
             A trajectory signal is measured every ``every`` steps on what the Watcher has
             logged so far (:mod:`phasewatch.watch.inline`); its ``needs`` are measured too.
         every: cadence of the cheap signals and of the early-warning update, in steps.
@@ -91,6 +94,9 @@ class WatchConfig:
             into the model; recorded in config.json. None: ``measure`` cannot run on the
             run (``detect`` and ``report`` can).
         factory_kwargs: JSON-serialisable keyword arguments for ``factory``.
+        change_points: also compute every series' change points (and the target's
+            ``change_point`` onset) at ``close()``; False: left to ``phasewatch detect``,
+            which saves ``close()`` about a second of imports (ruptures, scipy.stats).
         log_to: trackers to write the signals (scalars) and early warnings (text) into,
             made for the run: ``tensorboard`` (``<out>/tensorboard``), ``wandb``, ``mlflow``
             (:mod:`phasewatch.watch.loggers`); a tuple, or a comma-separated str.
@@ -106,7 +112,7 @@ class WatchConfig:
 
     out: str | Path
     steps: int | None = None
-    signals: Sequence[str] = DEFAULT_SIGNALS
+    signals: Sequence[str] | None = None
     every: int = 100
     expensive_every: int | None = None
     background: bool = False
@@ -118,6 +124,7 @@ class WatchConfig:
     hparams: Mapping[str, Any] | None = None
     factory: str | None = None
     factory_kwargs: Mapping[str, Any] | None = None
+    change_points: bool = False
     log_to: Sequence[str] | str = ()
 
     def __post_init__(self) -> None:
@@ -126,10 +133,11 @@ class WatchConfig:
         self._set("out", Path(self.out))
         ok = _positive(self.steps, optional=True)
         require(ok, "steps", "None or an integer >= 1", self.steps)
-        names_ok = not isinstance(self.signals, str) and isinstance(self.signals, Sequence)
-        names_ok = names_ok and all(isinstance(n, str) and n for n in self.signals)
-        require(names_ok, "signals", "a list or tuple of signal names (str)", self.signals)
-        self._set("signals", tuple(self.signals))
+        if self.signals is not None:
+            ok = not isinstance(self.signals, str) and isinstance(self.signals, Sequence)
+            ok = ok and all(isinstance(n, str) and n for n in self.signals)
+            require(ok, "signals", "a list or tuple of signal names (str), or None", self.signals)
+            self._set("signals", tuple(self.signals))
         require(_positive(self.every), "every", "an integer >= 1", self.every)
         ok = _positive(self.expensive_every, optional=True)
         require(ok, "expensive_every", "None or an integer >= 1", self.expensive_every)
@@ -153,6 +161,8 @@ class WatchConfig:
         kwargs = dict(self.factory_kwargs) if ok and self.factory_kwargs is not None else None
         check_factory(self.factory, kwargs if ok else self.factory_kwargs)
         self._set("factory_kwargs", kwargs)
+        ok = isinstance(self.change_points, bool)
+        require(ok, "change_points", "True or False", self.change_points)
         self._set("log_to", loggers.names(self.log_to))
         loggers.require_installed(self.log_to)
 
@@ -176,10 +186,56 @@ class WatchConfig:
             ConfigError: on an unknown signal or bad settings (the registry may have
                 changed since construction).
         """
-        return runner.resolve(list(self.signals), self.settings)
+        names = DEFAULT_SIGNALS if self.signals is None else self.signals
+        return runner.resolve(list(names), self.settings)
 
 
 FIELDS = tuple(f.name for f in dataclasses.fields(WatchConfig))
+
+
+def choose_signals(
+    config: WatchConfig, probe_batch: Any, loss_fn: Any
+) -> tuple[dict[str, Any], list[str]]:
+    """The signals a Watcher measures, and the default ones left out for want of a probe.
+
+    With the default ``signals=None`` and neither ``probe_batch`` nor ``loss_fn``, the
+    default signals that need them (:data:`NEEDS_LOSS`) are left out, so
+    ``Watcher(model, out=...)`` works on the weights alone (``geometry``).
+
+    Returns:
+        ``({name: settings}, [names left out])``.
+
+    Raises:
+        ConfigError: if signals that need a probe were asked for by name, or only one of
+            ``probe_batch`` and ``loss_fn`` is given while some signal needs them.
+    """
+    resolved = config.resolved()
+    needs = sorted(set(resolved) & NEEDS_LOSS)
+    if not needs or (probe_batch is not None and loss_fn is not None):
+        return resolved, []
+    if config.signals is None and probe_batch is None and loss_fn is None:
+        return {n: s for n, s in resolved.items() if n not in NEEDS_LOSS}, needs
+    raise ConfigError(
+        f"probe_batch/loss_fn=None is invalid; allowed: both given (signals {needs} need them)"
+    )
+
+
+def check_model(model: Any) -> None:
+    """Check that ``model`` is a ``torch.nn.Module`` with parameters that require grad.
+
+    Raises:
+        ConfigError: if it is not.
+    """
+    require(isinstance(model, nn.Module), "model", "a torch.nn.Module", type(model).__name__)
+    ok = any(p.requires_grad for p in model.parameters())
+    require(ok, "model", "a model with parameters that require grad", "none")
+
+
+def check_out(out: Path) -> None:
+    """Raise :class:`~phasewatch.errors.ConfigError` unless ``out`` is new or an empty dir."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        what = "a phasewatch run" if (out / "config.json").exists() else "files"
+        require(False, "out", f"a new or empty directory (it already holds {what})", str(out))
 
 
 def build_config(
@@ -257,6 +313,7 @@ def run_config(
         "checkpoint_every": config.checkpoint_every,
         "background": background,
         "device": str(next(model.parameters()).device),
+        "world_size": ranks().world,  # training processes (torch.distributed)
     }
     return {"phenomenon": WATCHED, "preset": "custom", "task": task, "train": train}
 
@@ -268,5 +325,8 @@ __all__ = [
     "NEEDS_LOSS",
     "WatchConfig",
     "build_config",
+    "check_model",
+    "check_out",
+    "choose_signals",
     "run_config",
 ]

@@ -14,6 +14,10 @@ The Watcher is created at ``on_train_begin`` with the Trainer's model and planne
 :func:`phasewatch.watch.probe.hf_loss` (the model's own loss on a dict batch with
 ``labels``). Needs the optional extra ``phasewatch[hf]``.
 
+Under ``torch.distributed`` every rank runs the callback: rank 0 writes the run and the
+others follow (:mod:`phasewatch.watch.ranks`); the Trainer's logs are already means over
+the ranks, so they are handed over as they are.
+
 Raises:
     MissingDependency: on import, if ``transformers`` is not installed.
 """

@@ -16,6 +16,11 @@ every ``log_every_n_steps`` steps, and is closed at ``on_train_end``.
 LightningModule's ``training_step`` cannot run outside the loop). Needs the optional
 extra ``phasewatch[lightning]``.
 
+Under a distributed strategy (DDP) every rank runs the callback: rank 0 writes the run and
+the others follow (:mod:`phasewatch.watch.ranks`); the ``callback_metrics`` handed over
+are averaged over the ranks (:func:`~phasewatch.watch.ranks.mean_across_ranks`), so
+values logged without ``sync_dist=True`` (each rank's own loss) are the ranks' mean.
+
 Raises:
     MissingDependency: on import, if ``lightning`` is not installed.
 """
@@ -34,6 +39,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "phasewatch.watch.lightning needs lightning: pip install 'phasewatch[lightning]'"
     ) from e
 
+from phasewatch.watch.ranks import mean_across_ranks
 from phasewatch.watch.watcher import Watcher
 
 
@@ -78,11 +84,11 @@ class WatcherCallback(Callback):
 
     def on_train_batch_end(self, trainer, pl_module, outputs, batch, batch_idx):
         """Step the Watcher (step = ``trainer.global_step``) with the logged
-        ``callback_metrics`` every ``log_every_n_steps`` steps."""
+        ``callback_metrics`` (averaged over ranks) every ``log_every_n_steps`` steps."""
         if self.watch is not None:
             step = int(trainer.global_step)
             due = step % max(1, trainer.log_every_n_steps) == 0  # fresh logs, not stale ones
-            self.watch.step(step, dict(trainer.callback_metrics) if due else {})
+            self.watch.step(step, mean_across_ranks(trainer.callback_metrics) if due else {})
 
     def on_train_end(self, trainer, pl_module):
         """Close the Watcher: the run directory is complete."""

@@ -21,6 +21,9 @@ class Overhead:
             (:data:`ONCE`).
         user_seconds: seconds between the end of one ``step()`` (or set-up) and the start
             of the next call: the training loop's own work.
+        cpu: CPU seconds of the training thread (``time.thread_time``) inside ``step()``
+            (``loop``) and between calls (``user``): unlike wall seconds,
+            not inflated by other processes on a loaded machine.
     """
 
     def __init__(self) -> None:
@@ -29,20 +32,25 @@ class Overhead:
         self.user_seconds = 0.0
         self._last_return: float | None = None
         self._timed = 0.0
+        self.cpu = {"loop": 0.0, "user": 0.0}
+        self._cpu_return: float | None = None
+        self._cpu_enter = 0.0
 
     def enter(self) -> float:
         """Start of a ``step()`` or ``close()``: count the user's time since the last
         return; return the start time."""
-        t0 = time.perf_counter()
+        t0, self._cpu_enter = time.perf_counter(), time.thread_time()
         self._timed = 0.0
         if self._last_return is not None:
             self.user_seconds += t0 - self._last_return
+            self.cpu["user"] += self._cpu_enter - self._cpu_return
         return t0
 
     def leave(self, t0: float) -> None:
         """End of a ``step()`` started at ``t0``: time not given to a kind is ``other``."""
-        self._last_return = time.perf_counter()
+        self._last_return, self._cpu_return = time.perf_counter(), time.thread_time()
         self.loop["other"] += self._last_return - t0 - self._timed
+        self.cpu["loop"] += self._cpu_return - self._cpu_enter
 
     def timing(self, kind: str, fn: Callable[..., Any], *args: Any) -> Any:
         """``fn(*args)``, its seconds added to ``loop[kind]``; returns what it returns."""
@@ -62,8 +70,11 @@ class Overhead:
             ``loop_seconds`` (their sum), ``setup_seconds`` and ``close_seconds`` (once),
             ``background_seconds``/``background_cpu_seconds`` (the background thread's
             wall and CPU time, beside training), ``user_seconds`` (time between ``step()``
-            calls: the user's own work), ``percent_of_step_time`` (loop / user) and
-            ``percent_with_setup_and_close``; the percentages are NaN before any user time.
+            calls: the user's own work), ``percent_of_step_time`` (loop / user),
+            ``percent_with_setup_and_close``, and the training thread's CPU seconds
+            ``loop_cpu_seconds`` (in ``step()``) and ``user_cpu_seconds``
+            with ``percent_of_step_cpu`` (their ratio); percentages are NaN before any
+            user time.
         """
         loop = sum(self.loop.values())
         once = self.once["setup"] + self.once["close"]
@@ -80,4 +91,9 @@ class Overhead:
             "user_seconds": round(user, 4),
             "percent_of_step_time": pct(loop),
             "percent_with_setup_and_close": pct(loop + once),
+            "loop_cpu_seconds": round(self.cpu["loop"], 4),
+            "user_cpu_seconds": round(self.cpu["user"], 4),
+            "percent_of_step_cpu": round(100.0 * self.cpu["loop"] / self.cpu["user"], 2)
+            if self.cpu["user"] > 0
+            else float("nan"),
         }

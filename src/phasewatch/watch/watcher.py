@@ -10,11 +10,9 @@
         watch.step(step, metrics={"train/loss": loss.item(), "val/acc": acc})
     watch.close()      # `phasewatch report runs/my-run` works on it
 
-The settings (``out``, ``steps``, ``every``, ``signals``, ``log_to``, ...) are a frozen,
-validated :class:`~phasewatch.watch.config.WatchConfig` (``config=WatchConfig(...)`` or
-keyword arguments as above); the objects (model, probe batch, loss function, warning
-callback, ``loggers``) are plain arguments. Signals (scalars) and warnings (text) also go
-to your tracker with ``log_to=``/``loggers=`` (:mod:`phasewatch.watch.loggers`).
+The settings are a :class:`~phasewatch.watch.config.WatchConfig` (or its fields as keyword
+arguments); the objects (model, probe batch, loss, callback, ``loggers``) plain arguments.
+Signals and warnings also go to your tracker (``log_to=``, :mod:`phasewatch.watch.loggers`).
 
 What it writes is an ordinary run directory (:mod:`phasewatch.store.run`): ``config.json``
 (phenomenon ``watch``), ``env.json``, ``status.json``, ``metrics.parquet``, ``signals.parquet``,
@@ -22,21 +20,19 @@ optional ``checkpoints/``, ``events.json`` (``watch`` block: signals, problems, 
 online warnings; ``detect`` block) and the probe batch ``watch/probe.safetensors``:
 ``detect`` and ``report`` work on it, ``measure`` too given a ``factory`` (``.probe``).
 
-Signals come from the registry (:mod:`phasewatch.signals`) and are measured by the runner's
-own :func:`~phasewatch.signals.runner.measure_probe` on the live model: cheap ones
-(``geometry``, ``gradients``) every ``every`` steps; expensive ones (``llc``, ``hessian``)
-every ``expensive_every`` steps, inline or — with ``background=True`` — in a thread of the
-training process on an in-memory copy of the weights (:mod:`phasewatch.watch.worker`).
-Measuring never changes training (:mod:`phasewatch.watch.inline`).
+Signals come from the registry (:mod:`phasewatch.signals`), measured by the runner's
+:func:`~phasewatch.signals.runner.measure_probe` on the live model: cheap ones every
+``every`` steps; ``llc`` and ``hessian`` every ``expensive_every`` steps, inline or (with
+``background=True``) in a thread on a copy of the weights (:mod:`phasewatch.watch.worker`).
+Measuring never changes training (:mod:`phasewatch.watch.inline`). Under
+``torch.distributed`` rank 0 writes and the others follow (:mod:`phasewatch.watch.ranks`).
 
 Early warnings are :mod:`phasewatch.detect.online`: the code path of ``phasewatch detect``
 fed point by point (thresholds from AR(1) surrogates of each series' burn-in), equal to the
 warnings ``detect`` finds on the run afterwards; they need the planned ``steps=``.
 
 ``step()`` never raises: bad input is logged and skipped (:mod:`phasewatch.watch.metrics`);
-a signal that raises is logged, disabled and reported at ``close()``. Invalid arguments
-raise :class:`~phasewatch.errors.ConfigError` (a ``ValueError`` naming the argument and
-the allowed values) at construction.
+a signal that raises is logged, disabled and reported at ``close()``.
 """
 
 from __future__ import annotations
@@ -46,10 +42,8 @@ import dataclasses
 import logging
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
-import torch
 from torch import nn
 
 from phasewatch.config import require
@@ -61,46 +55,26 @@ from phasewatch.store.run import create_run_at, tidy
 from phasewatch.store.signals import SignalStore
 from phasewatch.training.updates import ModelUpdates
 from phasewatch.watch.close import finish_config, watch_block, write_detect_block, write_watch_block
-from phasewatch.watch.config import EXPENSIVE, NEEDS_LOSS, WatchConfig, build_config, run_config
+from phasewatch.watch.config import (
+    EXPENSIVE,
+    WatchConfig,
+    build_config,
+    check_model,
+    check_out,
+    choose_signals,
+    run_config,
+)
 from phasewatch.watch.inline import Inline
 from phasewatch.watch.loggers import WARNINGS, watcher_loggers
 from phasewatch.watch.metrics import MetricLog, Problems
 from phasewatch.watch.overhead import Overhead
 from phasewatch.watch.probe import LossFn, WatchedTask, save_probe
-from phasewatch.watch.worker import Background
+from phasewatch.watch.ranks import Sync, check_sharded, ranks, unwrap
+from phasewatch.watch.worker import Background, state_dict
 
 log = logging.getLogger("phasewatch.watch")
 
 _ARGUMENTS = ("model", "config", "probe_batch", "loss_fn", "on_warning", "loggers")  # objects
-
-
-def _check_model(model: Any) -> None:
-    """Check that ``model`` is a ``torch.nn.Module`` with parameters that require grad.
-
-    Raises:
-        ConfigError: if it is not.
-    """
-    require(isinstance(model, nn.Module), "model", "a torch.nn.Module", type(model).__name__)
-    ok = any(p.requires_grad for p in model.parameters())
-    require(ok, "model", "a model with parameters that require grad", "none")
-
-
-def _check_out(out: Path) -> None:
-    """Raise :class:`~phasewatch.errors.ConfigError` unless ``out`` is new or an empty dir."""
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        what = "a phasewatch run" if (out / "config.json").exists() else "files"
-        require(False, "out", f"a new or empty directory (it already holds {what})", str(out))
-
-
-def _state(model: nn.Module) -> dict[str, torch.Tensor]:
-    """The model's state dict, shared tensors (tied weights) cloned apart for safetensors."""
-    seen: set[int] = set()
-    out = {}
-    for k, v in model.state_dict().items():
-        ptr = v.untyped_storage().data_ptr()
-        out[k] = v.detach().clone() if ptr in seen else v.detach()
-        seen.add(ptr)
-    return out
 
 
 class Watcher:
@@ -141,7 +115,8 @@ class Watcher:
         ConfigError: (a ``ValueError``) on an invalid argument, naming it and what is
             allowed: an unknown keyword (the message lists the allowed ones), an invalid
             WatchConfig field, no trainable parameters, a non-empty ``out``, a missing or
-            failing ``probe_batch``/``loss_fn``, an object in ``loggers`` that is not one.
+            failing ``probe_batch``/``loss_fn`` (:func:`~.config.choose_signals`), an object
+            in ``loggers`` that is not one, an FSDP-sharded model with signals.
         MissingDependency: if a ``log_to`` tracker's package is not installed.
     """
 
@@ -158,22 +133,29 @@ class Watcher:
     ) -> None:
         t0 = time.perf_counter()
         self.config = cfg = build_config(config, kwargs, others=_ARGUMENTS)
-        _check_model(model)
+        check_model(model)
         require(on_warning is None or callable(on_warning), "on_warning", "a callable", on_warning)
-        self.resolved = cfg.resolved()
-        needs = sorted(set(self.resolved) & NEEDS_LOSS)
-        if needs and (probe_batch is None or loss_fn is None):
-            require(False, "probe_batch/loss_fn", f"both given (signals {needs} need them)", None)
-        _check_out(cfg.out)
-        self.model = model
+        self.resolved, left_out = choose_signals(cfg, probe_batch, loss_fn)
+        self.model = model = unwrap(model)  # DDP: measure the module (ranks.py)
+        check_sharded(model, self.resolved)
         self.task = WatchedTask(model, probe_batch, loss_fn) if loss_fn is not None else None
+        self._user_warn = on_warning
+        self._init_state()
+        self.rd = self.detector = self.worker = None
+        self.background = False
+        if self.ranks.writer:  # other ranks only follow rank 0 (ranks.py)
+            self._open(probe_batch, loss_fn, loggers, left_out)
+        self.clock.once["setup"] = time.perf_counter() - t0
+
+    def _open(self, probe_batch: Any, loss_fn: LossFn | None, loggers: Any, left_out: list) -> None:
+        """Rank 0's set-up: trackers, detector, the run directory and its probe batch."""
+        cfg, model = self.config, self.model
+        check_out(cfg.out)
         self.inline = Inline(model, self.task, logs=lambda: (self.metrics.rows, self.rd))
         self.updates = ModelUpdates(model, cfg.every)  # updates/gram_* (Xu 2026)
-        self._user_warn = on_warning
         self.detector = (
             OnlineDetector(cfg.steps, cfg.detect, on_warning=self._warned) if cfg.steps else None
         )
-        self._init_state()
         self.out = watcher_loggers(cfg.log_to, loggers, cfg.out, self._problem)
         expensive = bool(set(self.resolved) & EXPENSIVE)
         self.background = cfg.background and self.task is not None and expensive
@@ -190,11 +172,15 @@ class Watcher:
                 self._problem("probe", f"probe batch not stored ({e}): `measure` cannot run")
         if cfg.steps is None:
             self._problem("steps", "steps= not given: no early warnings (windows need it)")
-        self.clock.once["setup"] = time.perf_counter() - t0
+        if left_out:
+            self._problem("signals", f"no probe_batch/loss_fn: signals {left_out} left out")
 
-    # ---- construction helpers ----------------------------------------------------------
     def _init_state(self) -> None:
-        """The bookkeeping of a new Watcher: problems, metrics, timers."""
+        """The bookkeeping of a new Watcher: ranks, problems, metrics, timers."""
+        self.ranks = ranks()
+        self.sync = Sync(self.ranks, self.config.every)
+        self._to_share: list[EarlyWarning] = []  # raised since the last broadcast
+        self._block: dict[str, Any] = {}  # what close() returned
         self.disabled: dict[str, str] = {}
         self.problems = Problems()
         self._problem = self.problems.add
@@ -204,10 +190,16 @@ class Watcher:
         self._unstored: list[runner.StepResult] = []
 
     def _warned(self, w: EarlyWarning) -> None:
-        """Hand a new warning to ``on_warning`` (default: log it); never raises."""
+        """Hand a new warning to the trackers and ``on_warning``; never raises."""
+        self._to_share.append(w)
         self.out.log_text(w.step, WARNINGS, str(w))
+        self._hand(w)
+
+    def _hand(self, w: EarlyWarning) -> None:
+        """``on_warning(w)`` (default: log it on rank 0, nothing on the others); never raises."""
         try:
-            (self._user_warn or (lambda w: log.warning("phasewatch: %s", w)))(w)
+            if self._user_warn is not None or self.ranks.writer:
+                (self._user_warn or (lambda w: log.warning("phasewatch: %s", w)))(w)
         except Exception as e:
             self._problem("on_warning", f"on_warning raised {type(e).__name__}: {e}")
 
@@ -224,13 +216,29 @@ class Watcher:
             metrics: flat slash-keyed numbers (floats, ints, 0-d tensors) for this step.
         """
         t0 = self.clock.enter()
+        due = not self.closed and self.sync.due(step)  # the same on every rank
         try:
-            if not self.closed:
+            if not self.closed and self.ranks.writer:
                 self._step(step, metrics or {})
         except Exception as e:  # never crash the user's training
             self._problem("internal", f"step({step!r}) failed: {type(e).__name__}: {e}", repr(e))
         finally:
+            if due:
+                self._exchange(self._to_share)
             self.clock.leave(t0)
+
+    def _exchange(self, payload: Any) -> Any:
+        """Broadcast rank 0's ``payload`` (its new warnings, or ``(warnings, watch block)``
+        at close); other ranks hand the warnings to their ``on_warning``. Never raises."""
+        try:
+            got = self.ranks.share(payload)
+        except Exception as e:
+            self._problem("distributed", f"broadcast from rank 0 failed: {e!r}")
+            return payload
+        self._to_share = []
+        for w in (got[0] if isinstance(got, tuple) else got) if not self.ranks.writer else []:
+            self._hand(w)
+        return got
 
     def _step(self, step: Any, metrics: dict[str, Any]) -> None:
         """Keep the metrics; on a new step, run what is due (:meth:`_on_cadence`)."""
@@ -266,7 +274,6 @@ class Watcher:
             if step % (10 * cfg.every) == 0:
                 self.clock.timing("io", self._flush, "running")
 
-    # ---- signals -----------------------------------------------------------------------
     def _jobs(self, names: list[str]) -> list[tuple[str, dict[str, Any]]]:
         """The runner's jobs: (signal name, settings fields) for each of ``names``."""
         return [(n, dataclasses.asdict(self.resolved[n])) for n in names]
@@ -280,9 +287,7 @@ class Watcher:
         for name, err in errors.items():
             if name not in self.disabled:
                 self.disabled[name] = f"step {res.step}: {err}"
-                log.warning(
-                    "phasewatch Watcher: signal %s disabled at step %d: %s", name, res.step, err
-                )
+                log.warning("phasewatch Watcher: signal %s disabled: %s", name, self.disabled[name])
         if not res.rows and not res.warnings:  # not-applicable warnings are stored too
             return
         self._unstored.append(res)  # written to signals.parquet at the next flush
@@ -293,7 +298,7 @@ class Watcher:
     def _checkpoint(self, step: int) -> None:
         """Save the model's weights at ``step`` (once)."""
         if step not in self.rd.checkpoint_steps():
-            self.rd.save_checkpoint(step, _state(self.model))
+            self.rd.save_checkpoint(step, state_dict(self.model))
 
     def _submit(self, step: int, names: list[str]) -> None:
         """Queue ``names`` for the background thread; on failure measure inline from now on."""
@@ -329,17 +334,9 @@ class Watcher:
         """The last training step seen (None before the first)."""
         return self.metrics.last_step
 
-    # ---- the end -----------------------------------------------------------------------
     def overhead(self) -> dict[str, float]:
-        """Seconds the Watcher took, and as % of the training loop's own time.
-
-        Returns:
-            :meth:`phasewatch.watch.overhead.Overhead.report`: ``<kind>_seconds`` inside
-            ``step()`` (signals, detect, io, other), ``loop_seconds``, ``setup_seconds``,
-            ``close_seconds``, ``background_seconds``, ``background_cpu_seconds``,
-            ``user_seconds`` (the loop's own time), ``percent_of_step_time`` and
-            ``percent_with_setup_and_close``.
-        """
+        """Seconds the Watcher took by kind, and as % of the training loop's own time
+        (:meth:`phasewatch.watch.overhead.Overhead.report`)."""
         return self.clock.report()
 
     def close(self) -> dict[str, Any]:
@@ -347,22 +344,25 @@ class Watcher:
         a summary (overhead, disabled signals, warnings). Idempotent; never raises.
 
         Returns:
-            The ``watch`` block written to events.json.
+            The ``watch`` block written to events.json (rank 0's, on every rank).
         """
         if self.closed:
-            return self.rd.events().get("watch", {})
+            return self._block
         self.closed = True
         t0 = self.clock.enter()
         try:
-            self._collect_background(final=True)
-            if self.detector is not None:
-                self.detector.update()
-            return self._write_final(t0)
+            if self.ranks.writer:
+                self._collect_background(final=True)
+                if self.detector is not None:
+                    self.detector.update()
+                self._block = self._write_final(t0)
         except Exception as e:
             log.exception("phasewatch Watcher: close() failed")
             with contextlib.suppress(Exception):
                 self.rd.set_status("failed", self.last_step or 0, f"{type(e).__name__}: {e}")
-            return {}
+        if self.ranks.shared:
+            self._block = self._exchange((self._to_share, self._block))[1]
+        return self._block
 
     def _write_final(self, t0: float) -> dict[str, Any]:
         """Write the run directory's final files (:mod:`phasewatch.watch.close`); return

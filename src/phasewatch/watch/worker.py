@@ -52,6 +52,18 @@ def weights(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
+def state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The model's state dict, detached (not copied) except that tensors sharing storage
+    with an earlier one (tied weights) are cloned apart, as safetensors requires."""
+    seen: set[int] = set()
+    out = {}
+    for k, v in model.state_dict().items():
+        ptr = v.untyped_storage().data_ptr()
+        out[k] = v.detach().clone() if ptr in seen else v.detach()
+        seen.add(ptr)
+    return out
+
+
 class Background:
     """A worker thread measuring ``jobs`` on copies of ``model`` at submitted steps.
 
