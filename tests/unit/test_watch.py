@@ -66,8 +66,10 @@ def test_online_warnings_equal_offline_detect_on_the_same_run(mlp_run, tmp_path)
     online = {(x["key"], x["indicator"]): x["step"] for x in watched["watch"]["warnings"]}
     assert online, "the tiny run should raise at least one warning"
     copy = shutil.copytree(mlp_run, tmp_path / "copy")
-    res = CliRunner().invoke(app, ["detect", str(copy), "--target", "val/acc"])
+    assert open_run(copy).config()["task"]["target"]["key"] == "val/acc"
+    res = CliRunner().invoke(app, ["detect", str(copy)])  # the recorded target: val/acc
     assert res.exit_code == 0, res.output
+    assert "of val/acc >= " in res.output
     offline_block = open_run(copy).events()["detect"]
     offline = {
         (k, name): v[name]["step"]

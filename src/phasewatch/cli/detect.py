@@ -7,15 +7,21 @@ Registered in :mod:`phasewatch.cli`; invalid settings raise
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 from pathlib import Path
+from typing import Any
 
 import typer
 
 from phasewatch.config import require
 
-TARGET = typer.Option("test/acc", help="Metric whose onset signals should anticipate.")
+TARGET = typer.Option(
+    None,
+    help="Metric whose onset signals should anticipate (default: the target a watched run "
+    "recorded, with its threshold and op; else test/acc).",
+)
 THRESHOLD = typer.Option(0.99, help="Onset threshold of the target, in its units.")
 OP = typer.Option(">=", help="'>=' (target rises to the threshold) or '<='.")
 ONSET = typer.Option(
@@ -43,9 +49,21 @@ def _settings(target, threshold, op, onset, window_frac, alpha, start_event, pen
     )
 
 
+def _recorded(path: Path) -> dict[str, Any] | None:
+    """The target a watched run recorded (``config.json`` task.target), or None."""
+    from phasewatch.detect.transitions import Target
+    from phasewatch.store import open_run
+
+    if not (path / "config.json").exists():
+        return None
+    rec = open_run(path).config().get("task", {}).get("target")
+    fields = {f.name for f in dataclasses.fields(Target)}
+    return dict(rec) if isinstance(rec, dict) and set(rec) <= fields and rec.get("key") else None
+
+
 def detect(
     path: Path = typer.Argument(..., help="A run directory, or a sweep directory of runs."),
-    target: str = TARGET,
+    target: str | None = TARGET,
     threshold: float = THRESHOLD,
     op: str = OP,
     onset: str = ONSET,
@@ -65,6 +83,11 @@ def detect(
     from phasewatch.detect.sweep import detect_sweep
     from phasewatch.store import open_run
 
+    rec = _recorded(path) if target is None else None
+    if rec is not None:  # the Watcher's target, as it was given
+        target, threshold, op = rec["key"], rec.get("threshold", threshold), rec.get("op", op)
+        onset = rec.get("onset", onset)
+    target = "test/acc" if target is None else target
     tgt, cfg = _settings(target, threshold, op, onset, window_frac, alpha, start_event, penalty)
     if (path / "config.json").exists():
         rd = open_run(path)
@@ -128,7 +151,7 @@ def _check_start(names: set[str], start_event: str) -> None:
 
 def leadtime(
     sweep: Path = typer.Argument(..., help="A directory of runs (a sweep)."),
-    target: str = TARGET,
+    target: str = typer.Option("test/acc", help="Metric whose onset signals should anticipate."),
     threshold: float = THRESHOLD,
     op: str = OP,
     onset: str = ONSET,

@@ -304,6 +304,8 @@ def run_config(
         "factory": config.factory,
         "factory_kwargs": dict(config.factory_kwargs or {}),
         "user": dict(config.hparams or {}),
+        # what `phasewatch detect RUN` uses when --target is not given
+        "target": dataclasses.asdict(config.target) if config.target is not None else None,
     }
     train = {
         "seed": config.seed,
