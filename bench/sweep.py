@@ -10,6 +10,17 @@ matmul of the step's largest shape, measured in the same run.
 
     python bench/sweep.py [--presets superposition:intro,induction:olsson-2layer,...]
                           [--budget 1.0] [--procs N]
+
+``--executors`` instead compares the sweep executors on one sweep of ``--members`` single
+(unbatched) grokking:quick members of ``--steps`` steps (members trained, analysed and
+written as by ``phasewatch sweep``): the local executor with 1 worker (in-process) and with
+N workers (a process pool), and, with ``--ray``, Ray on a local N-CPU instance (its
+start-up timed apart). Each prints wall seconds, member-steps/s, and CPU seconds of this
+process and its pool workers; wall-clock scaling is wall(1) / wall(N), and the CPU-time
+efficiency CPU(1) / CPU(N) is what N workers reach on an idle machine (where each worker
+has its core), since on a loaded one the wall clock depends on what else runs.
+
+    python bench/sweep.py --executors [--members 6] [--steps 200] [--procs N] [--ray]
 """
 
 from __future__ import annotations
@@ -19,14 +30,20 @@ import dataclasses
 import multiprocessing
 import os
 import platform
+import resource
+import tempfile
 import time
+from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from phasewatch.config import available_cores as cores
 from phasewatch.phenomena import get
 from phasewatch.store.env import describe
-from phasewatch.sweep.executors import cores
+from phasewatch.sweep import plan as planning
+from phasewatch.sweep import spec as sw
+from phasewatch.sweep.executors import LocalSession, RaySession
 from phasewatch.training.batched import batched_rate, single_rate
 
 SIZES = {"superposition": (1, 4, 16, 64)}
@@ -117,19 +134,106 @@ def bench_preset(name: str, preset: str, budget: float, n_procs: int) -> list[st
     return lines
 
 
+def _cpu_s() -> float:
+    """User + system CPU seconds of this process and its waited-for children."""
+    me, kids = (
+        resource.getrusage(resource.RUSAGE_SELF),
+        resource.getrusage(resource.RUSAGE_CHILDREN),
+    )
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def _units(members: int, steps: int, out: Path) -> list[dict]:
+    """Units of one single-strategy grokking:quick sweep of ``members`` seeds."""
+    spec = sw.build_spec(
+        {
+            "phenomenon": "grokking",
+            "preset": "quick",
+            "seeds": f"0:{members}",
+            "set": {"steps": steps, "eval_every": 50, "checkpoint_every": steps, "threads": 1},
+            "strategy": "single",
+        }
+    )
+    units, _ = planning.plan(spec, sw.members(spec, out), None)
+    return units
+
+
+def _local_ray(n: int) -> RaySession:
+    """A session on a local Ray of ``n`` CPUs, started here without the executor's
+    connection timeout (a loaded machine can take longer to start Ray)."""
+    import logging
+
+    import ray
+
+    ray.init(num_cpus=n, logging_level=logging.ERROR, log_to_driver=False)
+    return RaySession(None)
+
+
+def bench_executors(members: int, steps: int, n: int, ray: bool) -> None:
+    """Print wall, member-steps/s and CPU of the executors on the same sweep."""
+    sessions = [
+        ("local, 1 worker", lambda: LocalSession(1)),
+        (f"local, {n} workers", lambda: LocalSession(n)),
+    ]
+    if ray:
+        sessions.append((f"ray, local {n} CPUs", lambda: _local_ray(n)))
+    print(f"{'executor':<22} {'wall s':>7} {'member-steps/s':>15} {'CPU s':>7}  (load)")
+    walls, cpus = {}, {}
+    for name, make in sessions:
+        with tempfile.TemporaryDirectory() as tmp:
+            t0 = time.perf_counter()
+            session = make()
+            setup = time.perf_counter() - t0
+            units = _units(members, steps, Path(tmp))
+            c0, t0 = _cpu_s(), time.perf_counter()
+            rows = session.execute(units, Path(tmp), progress=False)
+            wall, cpu = time.perf_counter() - t0, _cpu_s() - c0
+            session.close()
+            if name.startswith("ray"):
+                import ray
+
+                ray.shutdown()
+        assert {r["status"] for r in rows} == {"done"}, rows
+        walls[name], cpus[name] = wall, cpu
+        extra = f" (+{setup:.1f} s start-up)" if setup > 1 else ""
+        cpu_text = "n/a" if name.startswith("ray") else f"{cpu:.1f}"
+        print(
+            f"{name:<22} {wall:>7.1f} {members * steps / wall:>15.1f} {cpu_text:>7}  "
+            f"({os.getloadavg()[0]:.1f}){extra}",
+            flush=True,
+        )
+    one, many = walls["local, 1 worker"], walls[f"local, {n} workers"]
+    eff = cpus["local, 1 worker"] / cpus[f"local, {n} workers"]
+    print(f"local {n} workers / 1 worker, wall clock: {one / many:.2f}x (target >= {0.9 * n:.1f}x)")
+    print(f"CPU-time efficiency CPU(1)/CPU({n}) = {eff:.2f}: idle-machine estimate {n * eff:.2f}x")
+    if ray:
+        print(
+            f"ray / local {n} workers, wall clock: {many / walls[sessions[-1][0]]:.2f}x "
+            "(target >= 0.8)"
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--presets", default=PRESETS, help="phenomenon:preset, comma-separated")
     ap.add_argument("--budget", type=float, default=1.0, help="seconds per measurement")
     ap.add_argument("--procs", type=int, default=cores(), help="processes (default: cores)")
+    ap.add_argument("--executors", action="store_true", help="compare the sweep executors")
+    ap.add_argument("--members", type=int, default=6, help="--executors: sweep members")
+    ap.add_argument("--steps", type=int, default=200, help="--executors: steps per member")
+    ap.add_argument("--ray", action="store_true", help="--executors: also Ray (local)")
     args = ap.parse_args()
     torch.set_num_threads(1)
     env = describe("cpu")
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(
-        f"machine: {env['cpu']} | {cores()} cores | torch {torch.__version__} | "
-        f"{platform.system()} | 1 thread per process | load average {load:.1f}"
+        f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())} | machine: {env['cpu']} | "
+        f"{cores()} cores | torch {torch.__version__} | {platform.system()} | 1 thread per "
+        f"process | load average {load:.1f}"
     )
+    if args.executors:
+        bench_executors(args.members, args.steps, args.procs, args.ray)
+        return
     print(f"{'preset':<26} {'seeds':>5} {'batched':>10} {'sequential':>11} {'gain':>9}")
     print(f"{'':<26} {'':>5} {'seed-steps/s':>10} {'seed-steps/s':>11}")
     for item in args.presets.split(","):

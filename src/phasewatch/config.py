@@ -92,6 +92,15 @@ def require_memory(what: str, needed: int) -> None:
         )
 
 
+def available_cores() -> int:
+    """CPU cores this process may run on: its CPU affinity (``taskset``, a container's
+    cpuset), else the machine's CPU count."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # no affinity on this platform (macOS, Windows)
+        return os.cpu_count() or 1
+
+
 MAX_SEED = 2**63 - 1
 OPTIMIZERS = ("adamw", "sgd")
 
@@ -113,7 +122,7 @@ class TrainConfig:
         eval_every: cadence, in steps, of metrics (loss, accuracy, progress measures).
         checkpoint_every: cadence, in steps, of safetensors checkpoints (also the resume points).
         device: torch device string (``cpu``, ``cuda``, ``cuda:1``, ``mps``).
-        threads: CPU threads for torch (0 = all cores).
+        threads: CPU threads for torch (0 = the cores this process may run on).
     """
 
     seed: int = 0
@@ -154,8 +163,9 @@ class TrainConfig:
 
     @property
     def num_threads(self) -> int:
-        """Torch threads to train with: ``threads``, or the machine's CPU count if 0."""
-        return self.threads or (os.cpu_count() or 1)
+        """Torch threads to train with: ``threads``, or if 0 the cores this process may
+        run on (:func:`available_cores`; measured choice: README, ``bench/threads.py``)."""
+        return self.threads or available_cores()
 
 
 def to_dict(cfg: Any) -> dict[str, Any]:

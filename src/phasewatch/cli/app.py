@@ -15,23 +15,21 @@ from typing import Any
 
 import typer
 from rich.console import Console
-from typer.core import TyperGroup
 
 try:  # typer vendors click from 0.2x on; earlier versions use click itself
     from typer._click import exceptions as click_errors
 except ImportError:  # pragma: no cover
     from click import exceptions as click_errors
 
-from phasewatch import api, phenomena
 from phasewatch.cli.errors import handle_errors
-from phasewatch.cli.flags import with_config_flags
-from phasewatch.config import TrainConfig, require
+from phasewatch.cli.lazy import Lazy, LazyGroup, command
 
 
-class OneLineErrors(TyperGroup):
+class OneLineErrors(LazyGroup):
     """The top-level command group: click's usage errors (bad type, unknown option, missing
     argument) become one ``error:`` line on stderr and exit code 2, like phasewatch's own
-    errors (:mod:`phasewatch.cli.errors`); help pages are shown as usual."""
+    errors (:mod:`phasewatch.cli.errors`); help pages are shown as usual. ``run``,
+    ``measure`` and ``calibrate`` are imported on first use (:data:`LAZY`)."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """:meth:`click.Group.main`, with usage errors printed on one line."""
@@ -47,7 +45,7 @@ class OneLineErrors(TyperGroup):
             message = " ".join(e.format_message().split())
             typer.echo(f"error: {message}{where}", err=True)
             sys.exit(2 if isinstance(e, click_errors.UsageError) else e.exit_code)
-        except click_errors.Abort:
+        except typer.Abort:
             typer.echo("error: aborted", err=True)
             sys.exit(1)
         sys.exit(code if isinstance(code, int) else 0)
@@ -60,16 +58,17 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-run_app = typer.Typer(
-    help="Train a phenomenon (one subcommand per phenomenon).", no_args_is_help=True
-)
 runs_app = typer.Typer(help="List and query run directories.", no_args_is_help=True)
-app.add_typer(run_app, name="run")
 app.add_typer(runs_app, name="runs")
 console = Console()
+RUN_HELP = "Train a phenomenon (one subcommand per phenomenon)."
 
 
 def _make_run_command(name: str):
+    from phasewatch import phenomena
+    from phasewatch.cli.flags import with_config_flags
+    from phasewatch.config import TrainConfig
+
     phen = phenomena.get(name)
     presets = ", ".join(f"{k} ({v.description})" for k, v in phen.presets.items())
 
@@ -98,6 +97,8 @@ def _make_run_command(name: str):
         config: dict[str, Any],
     ) -> None:
         """Train the phenomenon (help: its module docstring's first paragraph, set below)."""
+        from phasewatch import api
+        from phasewatch.config import require
         from phasewatch.watch.loggers import RunLoggers, names
 
         sink = RunLoggers(names(log_to, "--log-to"))  # a bad name or missing package: exit 2 here
@@ -127,8 +128,34 @@ def _make_run_command(name: str):
     return handle_errors(command)
 
 
-for _name in phenomena.names():
-    run_app.command(_name)(_make_run_command(_name))
+def _run_group() -> Any:
+    """``phasewatch run``: one subcommand per registered phenomenon (imports them)."""
+    from phasewatch import phenomena
+
+    run_app = typer.Typer(help=RUN_HELP, no_args_is_help=True)
+    for name in phenomena.names():
+        run_app.command(name)(_make_run_command(name))
+    return typer.main.get_group(run_app)
+
+
+def _measure_command(name: str) -> Any:
+    """``phasewatch measure`` or ``calibrate`` (their flags come from signals' configs)."""
+    from phasewatch.cli import measure
+
+    return command(name, handle_errors(getattr(measure, name)))
+
+
+OneLineErrors.lazy = {
+    "run": Lazy(_run_group, RUN_HELP),
+    "measure": Lazy(
+        lambda: _measure_command("measure"),
+        "Measure LLC, Hessian, gradient and geometry signals into the run's signals.parquet.",
+    ),
+    "calibrate": Lazy(
+        lambda: _measure_command("calibrate"),
+        "Sweep the LLC's SGLD step ε × localization γ on one checkpoint and recommend one.",
+    ),
+}
 
 
 # Commands that live in their own modules (kept out of this file to keep it thin).
@@ -138,8 +165,6 @@ from phasewatch.cli.eval import eval_app, mirage  # noqa: E402
 from phasewatch.cli.export import export as _export  # noqa: E402
 from phasewatch.cli.forecast import forecast_app  # noqa: E402
 from phasewatch.cli.imports import import_app  # noqa: E402
-from phasewatch.cli.measure import calibrate as _calibrate  # noqa: E402
-from phasewatch.cli.measure import measure as _measure  # noqa: E402
 from phasewatch.cli.models import models_app  # noqa: E402
 from phasewatch.cli.superposition import superposition_app  # noqa: E402
 from phasewatch.cli.sweep import CONTEXT as _SWEEP_CONTEXT  # noqa: E402
@@ -147,8 +172,6 @@ from phasewatch.cli.sweep import runs_ls as _runs_ls  # noqa: E402
 from phasewatch.cli.sweep import sweep as _sweep  # noqa: E402
 from phasewatch.cli.view import view as _view  # noqa: E402
 
-app.command("measure")(handle_errors(_measure))
-app.command("calibrate")(handle_errors(_calibrate))
 app.command("detect")(handle_errors(_detect))
 app.command("leadtime")(handle_errors(_leadtime))
 app.command("sweep", context_settings=_SWEEP_CONTEXT)(_sweep)

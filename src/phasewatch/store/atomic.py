@@ -13,11 +13,12 @@ import shutil
 import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
-from safetensors.torch import save_file
+
+if TYPE_CHECKING:  # torch loads on the first checkpoint write
+    import torch
 
 
 @contextlib.contextmanager
@@ -93,6 +94,8 @@ def write_safetensors(
         OSError: if the directory of ``path`` is missing or not writable.
     """
     tensors = {k: v.detach().contiguous().cpu() for k, v in tensors.items()}
+    from safetensors.torch import save_file
+
     _write(path, lambda t: save_file(tensors, str(t), metadata=metadata))
 
 

@@ -10,8 +10,6 @@ import sys
 from pathlib import Path
 from typing import Any
 
-import torch
-
 
 def _cpu_model() -> str:
     try:
@@ -43,6 +41,7 @@ def describe(device: str, threads: int | None = None) -> dict[str, Any]:
             None = this process's current count.
     """
     import numpy
+    import torch
 
     return {
         "phasewatch": _version(),

@@ -25,15 +25,16 @@ import shutil
 import socket
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
-import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import load_file
 
 from phasewatch.errors import StoreError
 from phasewatch.store import atomic
+
+if TYPE_CHECKING:  # torch loads on first checkpoint access (`phasewatch runs ls` needs none)
+    import torch
 
 METRIC_COLUMNS = ["step", "key", "value"]
 _CKPT = re.compile(r"^step_(\d+)\.safetensors$")
@@ -299,6 +300,8 @@ class RunDir:
                 raise StoreError(f"{f}: cannot delete ({e.strerror})") from None
 
     def _load(self, f: Path, with_metadata: bool = False) -> Any:
+        from safetensors.torch import load_file
+
         try:
             if not with_metadata:
                 return load_file(str(f))
@@ -311,6 +314,8 @@ class RunDir:
 
 
 def _flatten_optimizer(state: dict) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
+    import torch
+
     tensors = {
         f"state.{i}.{name}": (v if torch.is_tensor(v) else torch.tensor(v)).reshape(-1)
         for i, s in state["state"].items()

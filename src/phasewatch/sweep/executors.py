@@ -17,27 +17,17 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from pathlib import Path
 from typing import Any
 
-import torch
-
-from phasewatch.config import TrainConfig
+from phasewatch.config import TrainConfig, available_cores
 from phasewatch.errors import ConfigError, RunFailed, StoreError
-from phasewatch.training import batched
+from phasewatch.store.lock import run_lock
 from phasewatch.training.progress import progress_bar
 
 RAY_CONNECT_TIMEOUT_S = 15.0
-
-
-def cores() -> int:
-    """CPU cores this process may use."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not Linux
-        return os.cpu_count() or 1
 
 
 # ---- what a worker runs -------------------------------------------------------------------
@@ -52,13 +42,29 @@ def _open_member(path: Path, cfg: dict[str, Any]):
         return rd
     except StoreError:
         train = TrainConfig(**cfg["train"])
-        torch.set_num_threads(train.num_threads)
-        return create_run_at(path, cfg, describe(train.device))
+        return create_run_at(path, cfg, describe(train.device, train.num_threads))
+
+
+def _threads_in_force(rds: Sequence[Any], train: TrainConfig) -> None:
+    """Set this process's torch threads as the trainer will (``train.num_threads``) and
+    record the count then in force in each member's ``env.json`` (``torch_threads``)."""
+    import torch
+
+    from phasewatch.store.atomic import write_json
+
+    torch.set_num_threads(train.num_threads)
+    for rd in rds:
+        try:
+            env = rd.env()
+        except StoreError:  # missing or damaged: record what is known now
+            env = {}
+        write_json(rd.path / "env.json", {**env, "torch_threads": torch.get_num_threads()})
 
 
 def _train_one(rd, report: bool) -> str:
     from phasewatch import api
 
+    _threads_in_force([rd], api.configs(rd.config())[2])
     try:
         api.train_run(rd, resume=True, progress=False, report=report)
     except RunFailed:
@@ -69,6 +75,7 @@ def _train_one(rd, report: bool) -> str:
 def _train_together(rds: Sequence[Any], report: bool) -> list[str]:
     """Train members as batches of equal resume step; finish each trained member."""
     from phasewatch import api
+    from phasewatch.training import batched
 
     by_start: dict[int, list[tuple[Any, Any]]] = {}
     for rd in rds:
@@ -83,6 +90,7 @@ def _train_together(rds: Sequence[Any], report: bool) -> list[str]:
             cfgs.append(train_cfg)
         states = [(p[1], p[2]) for _, p in group] if start > 0 else None
         runs = [rd for rd, _ in group]
+        _threads_in_force(runs, cfgs[0])  # the batch trains with its first member's threads
         outcome = batched.train_batched(runs, tasks, cfgs, start=start, states=states)
         for rd, result in zip(runs, outcome):
             if result == "trained":
@@ -91,25 +99,52 @@ def _train_together(rds: Sequence[Any], report: bool) -> list[str]:
     return [status[rd.path] for rd in rds]
 
 
+def _lock_members(paths: Sequence[Path], stack: contextlib.ExitStack) -> dict[Path, str]:
+    """Take each member's run lock (:func:`~phasewatch.store.lock.run_lock`, the lock a
+    single ``phasewatch run`` takes; the folder is made if missing) into ``stack``;
+    ``{path: error}`` of the members another process holds (or that cannot be made)."""
+    busy = {}
+    for path in paths:
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+            stack.enter_context(run_lock(path))
+        except OSError as e:
+            busy[path] = f"{path}: not writable ({e.strerror})"
+        except (ConfigError, StoreError) as e:
+            busy[path] = str(e)
+    return busy
+
+
 def run_unit(unit: dict[str, Any]) -> list[dict[str, Any]]:
     """Train one unit: ``{"members": [[path, config], ...], "batched": bool, "report":
-    bool}``. Returns ``[{"path", "status"}]`` with status ``done`` or ``failed``.
+    bool}``. Returns ``[{"path", "status"}]`` with status ``done`` or ``failed``, or
+    ``error`` with an ``error`` line for a member whose run lock another process holds
+    (that member is left untouched).
 
-    An unexpected error (e.g. a failing disk) is re-raised (so Ray retries the unit) after
-    the members this process left ``running`` are marked ``interrupted`` with the error: a
-    worker that lives on (a Ray or pool worker) must not keep them "being trained"."""
-    rds = [_open_member(Path(p), cfg) for p, cfg in unit["members"]]
-    finished = {rd.path: rd.status()["status"] for rd in rds}
-    todo = [rd for rd in rds if finished[rd.path] not in ("done", "failed")]
-    try:
-        if unit["batched"] and len(todo) > 1:
-            finished.update(zip((rd.path for rd in todo), _train_together(todo, unit["report"])))
-        else:
-            finished.update({rd.path: _train_one(rd, unit["report"]) for rd in todo})
-    except Exception as e:
-        _mark_interrupted(todo, _error_line(e))
-        raise
-    return [{"path": str(rd.path), "status": finished[rd.path]} for rd in rds]
+    Each member is opened and trained under its run lock (``.run.lock``). An unexpected
+    error (e.g. a failing disk) is re-raised (so Ray retries the unit) after the members
+    this process left ``running`` are marked ``interrupted`` with the error: a worker that
+    lives on (a Ray or pool worker) must not keep them "being trained"."""
+    with contextlib.ExitStack() as locks:
+        busy = _lock_members([Path(p) for p, _ in unit["members"]], locks)
+        rds = [_open_member(Path(p), cfg) for p, cfg in unit["members"] if Path(p) not in busy]
+        finished = {rd.path: rd.status()["status"] for rd in rds}
+        todo = [rd for rd in rds if finished[rd.path] not in ("done", "failed")]
+        try:
+            if unit["batched"] and len(todo) > 1:
+                trained = _train_together(todo, unit["report"])
+                finished.update(zip((rd.path for rd in todo), trained))
+            else:
+                finished.update({rd.path: _train_one(rd, unit["report"]) for rd in todo})
+        except Exception as e:
+            _mark_interrupted(todo, _error_line(e))
+            raise
+    return [
+        {"path": p, "status": "error", "error": busy[Path(p)]}
+        if Path(p) in busy
+        else {"path": p, "status": finished[Path(p)]}
+        for p, _ in unit["members"]
+    ]
 
 
 def _mark_interrupted(rds: Sequence[Any], error: str) -> None:
@@ -128,8 +163,8 @@ def _error_line(e: BaseException) -> str:
 
 # ---- executors ----------------------------------------------------------------------------
 def _count(results: list[dict[str, Any]]) -> str:
-    failed = sum(r["status"] == "failed" for r in results)
-    return f"{len(results) - failed} done, {failed} failed"
+    done = sum(r["status"] == "done" for r in results)
+    return f"{done} done, {len(results) - done} failed"
 
 
 def _watch_parent(parent: int) -> None:
@@ -141,7 +176,6 @@ def _watch_parent(parent: int) -> None:
 
 
 def _worker_init(parent: int) -> None:
-    torch.set_num_threads(1)
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
 
 
@@ -149,11 +183,31 @@ def _unit_error(unit: dict[str, Any], e: BaseException) -> list[dict[str, Any]]:
     return [{"path": p, "status": "error", "error": _error_line(e)} for p, _ in unit["members"]]
 
 
-class LocalSession:
-    """A process pool of ``workers`` processes (1 torch thread each); in-process if one."""
+def unit_cost(unit: dict[str, Any]) -> int:
+    """A unit's work in member-steps (its members' ``train.steps`` summed)."""
+    return sum(int(cfg["train"].get("steps", 1)) for _, cfg in unit["members"])
 
-    def __init__(self, workers: int) -> None:
-        self.workers = workers or cores()
+
+def longest_first(units: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """``units`` by decreasing :func:`unit_cost` (ties keep their order): with workers
+    taking the next unit as soon as they are free, the longest-processing-time-first
+    order bounds the makespan by 4/3 of the optimum (Graham 1969, "Bounds on
+    multiprocessing timing anomalies", SIAM J. Appl. Math. 17(2), Theorem 2)."""
+    return sorted(units, key=unit_cost, reverse=True)
+
+
+class LocalSession:
+    """A process pool of ``workers`` processes; in-process if one.
+
+    Units are handed out longest first (:func:`longest_first`) one at a time: a worker
+    takes the next unit the moment it finishes one, so none sits idle while units remain.
+    """
+
+    def __init__(self, workers: int, run: Callable[[dict], list[dict]] = run_unit) -> None:
+        """``run`` is what a worker calls per unit (:func:`run_unit`; a picklable
+        module-level function)."""
+        self.workers = workers or available_cores()
+        self.run = run
 
     def execute(self, units: list[dict], out: Path, *, progress: bool) -> list[dict]:
         """Run every unit (:func:`run_unit`) and collect the members' statuses.
@@ -167,13 +221,14 @@ class LocalSession:
             ``[{"path", "status"}]`` per member; a unit whose worker crashed gives its
             members status ``error`` with an ``error`` line, and the other units go on.
         """
+        units = longest_first(units)
         total = sum(len(u["members"]) for u in units)
         results: list[dict[str, Any]] = []
         with progress_bar(progress) as bar:
             bar_id = bar.add_task(f"sweep {out.name}", total=total, info="")
             if min(self.workers, len(units)) <= 1:
                 for u in units:
-                    results += run_unit(u)
+                    results += self.run(u)
                     bar.update(bar_id, advance=len(u["members"]), info=_count(results))
                 return results
             import multiprocessing
@@ -181,7 +236,7 @@ class LocalSession:
             ctx = multiprocessing.get_context("spawn")
             n = min(self.workers, len(units))
             with ProcessPoolExecutor(n, ctx, _worker_init, (os.getpid(),)) as pool:
-                futures = {pool.submit(run_unit, u): u for u in units}
+                futures = {pool.submit(self.run, u): u for u in units}
                 for f in as_completed(futures):
                     u = futures[f]
                     try:
@@ -234,7 +289,7 @@ class RaySession:
         ray = self.ray
         task = ray.remote(max_retries=1, retry_exceptions=True)(run_unit)
         refs = {}
-        for u in units:
+        for u in longest_first(units):
             threads = TrainConfig(**u["members"][0][1]["train"]).num_threads
             refs[task.options(num_cpus=threads).remote(u)] = u
         results: list[dict[str, Any]] = []

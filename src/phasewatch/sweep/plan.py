@@ -21,18 +21,17 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-import torch
-
-from phasewatch import phenomena
-from phasewatch.sweep.executors import cores
-from phasewatch.training import batched
+from phasewatch.config import available_cores
 
 BATCH_GAIN = 1.2  # batch if its seed-steps/s beat one member's by this factor
 
 
 def _measure(group: Sequence[Any]) -> dict[str, float]:
     """One-thread seed-steps/s of one member alone and of a batch of up to 16 members."""
+    import torch
+
     from phasewatch.api import configs
+    from phasewatch.training import batched
 
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
@@ -55,6 +54,8 @@ def _decide(
     spec: Any, phen: Any, groups: dict[str | None, list[Any]], stored: dict[str, Any] | None
 ) -> dict[str, Any]:
     """The strategy (``single`` or ``batched``) with its reason (and measurement)."""
+    from phasewatch.training import batched
+
     if stored is not None and stored.get("requested") == spec.strategy:
         return stored
     if spec.strategy == "single" or not batched.can_batch(phen):
@@ -89,11 +90,14 @@ def plan(
         takes them, and the decision (``strategy``, ``reason``, ``requested`` and, if
         measured, the seed-steps/s of both strategies).
     """
+    from phasewatch import phenomena
+    from phasewatch.training import batched
+
     phen = phenomena.get(spec.phenomenon)
     groups: dict[str | None, list[Any]] = {}
     for m in todo:
         groups.setdefault(batched.batch_key(phen, m.config), []).append(m)
-    workers = spec.workers or cores()
+    workers = spec.workers or available_cores()
     decision = _decide(spec, phen, groups, stored)
     decision["requested"] = spec.strategy
     units = []

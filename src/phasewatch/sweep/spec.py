@@ -26,7 +26,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from phasewatch import phenomena
 from phasewatch.config import TrainConfig, require, require_choice
 from phasewatch.errors import ConfigError, StoreError
 
@@ -112,6 +111,8 @@ class Member:
 def field_types(phenomenon: str) -> dict[str, type]:
     """Config field name -> Python type (int, float, str, bool) of the phenomenon's config
     and :class:`TrainConfig`."""
+    from phasewatch import phenomena
+
     out: dict[str, type] = {}
     for cls in (phenomena.get(phenomenon).config_cls, TrainConfig):
         hints = typing.get_type_hints(cls)
@@ -221,6 +222,8 @@ def build_spec(data: dict[str, Any]) -> SweepSpec:
     unknown = sorted(set(data) - set(SPEC_KEYS))
     if unknown:
         raise ConfigError(f"unknown sweep key(s) {unknown}; allowed: {', '.join(SPEC_KEYS)}")
+    from phasewatch import phenomena
+
     require("phenomenon" in data, "phenomenon", ", ".join(phenomena.names()), None)
     phen = phenomena.get(data["phenomenon"])
     preset = data.get("preset") or phen.default_preset
