@@ -318,3 +318,9 @@ def test_cli_measures_trajectory_signals_and_says_not_applicable_once(run):
     measured = sorted(table[table["key"] == "samples/loss_q50"]["step"])
     assert measured and sorted(per_sample["step"].unique()) == measured
     assert {"step", "sample", "loss"} <= set(per_sample.columns)
+
+
+def test_post_training_analysis_shows_progress(run, capfd):
+    api.analyse(_rd(run), progress=True)
+    out = capfd.readouterr().out
+    assert "analysing checkpoints" in out and "5/5" in out

@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -236,12 +236,13 @@ def train_run(
     phen, task_cfg, train_cfg = configs(rd.config())
     task = phen.build(task_cfg, train_cfg)
     train(rd, task, train_cfg, resume=resume, progress=progress, on_metrics=hook)
-    return finish_run(rd, report=report)
+    return finish_run(rd, report=report, progress=progress)
 
 
-def finish_run(rd: RunDir, *, report: bool = True) -> RunDir:
-    """After training: whole-run analysis (:func:`analyse`), status ``done``, report."""
-    analyse(rd)
+def finish_run(rd: RunDir, *, report: bool = True, progress: bool = False) -> RunDir:
+    """After training: whole-run analysis (:func:`analyse`, with a progress bar over the
+    checkpoints if ``progress``), status ``done``, report."""
+    analyse(rd, progress=progress)
     rd.set_status("done", configs(rd.config())[2].steps)
     if report:
         from phasewatch.report import build_report
@@ -250,14 +251,26 @@ def finish_run(rd: RunDir, *, report: bool = True) -> RunDir:
     return rd
 
 
-def analyse(rd: RunDir) -> dict[str, Any]:
-    """Whole-run progress measures and onsets: updates ``metrics.parquet`` and ``events.json``."""
+def analyse(rd: RunDir, *, progress: bool = False) -> dict[str, Any]:
+    """Whole-run progress measures and onsets: updates ``metrics.parquet`` and ``events.json``
+    (``progress``: a bar over the checkpoints the phenomenon reads)."""
+    from phasewatch.training.progress import progress_bar
+
     phen, task_cfg, train_cfg = configs(rd.config())
     steps = rd.checkpoint_steps()
     if not steps:
         raise StoreError(f"{rd.path}: no checkpoints to analyse")
-    ckpts = ((s, rd.load_checkpoint(s)) for s in steps)
-    found = phen.checkpoint_measures(task_cfg, train_cfg, ckpts, rd.load_checkpoint(steps[-1]))
+    with progress_bar(progress) as bar:
+        job = bar.add_task("analysing checkpoints", total=len(steps))
+
+        def ckpts() -> Iterator[tuple[int, dict[str, Any]]]:
+            for s in steps:
+                yield s, rd.load_checkpoint(s)
+                bar.advance(job)
+
+        final = rd.load_checkpoint(steps[-1])
+        found = phen.checkpoint_measures(task_cfg, train_cfg, ckpts(), final)
+        bar.update(job, completed=len(steps))  # done, whichever checkpoints it read
     metrics = rd.metrics()
     new = tidy(found.rows)
     if not new.empty:
