@@ -52,3 +52,23 @@ def test_mirage_on_a_folder_that_is_not_a_ladder_exits_2(tmp_path):
     r = CliRunner().invoke(app, ["mirage", str(tmp_path / "missing")])
     assert r.exit_code == 2 and "no such run directory" in r.stderr
     assert len(r.stderr.strip().splitlines()) == 1
+
+
+def test_mockllm_smoke_test_needs_no_network(tmp_path, monkeypatch):
+    """``--model mockllm/model`` must not need tiktoken's encoding file (a download)."""
+    import tiktoken
+
+    def forbidden(*args, **kwargs):
+        raise AssertionError("tiktoken was used (its encoding file is downloaded)")
+
+    monkeypatch.setattr(tiktoken, "get_encoding", forbidden)
+    monkeypatch.setenv("TIKTOKEN_CACHE_DIR", str(tmp_path / "tiktoken"))
+    monkeypatch.setenv("HTTPS_PROXY", "http://127.0.0.1:9")
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "runs"
+    args = ["eval", "base64bench", "--model", "mockllm/model", "--limit", "4", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "mockllm/model: 4 samples" in r.output
+    assert not (tmp_path / "tiktoken").exists()

@@ -1,5 +1,5 @@
 """Analyses of many runs and of other tools' formats: the lead-time benchmark, Base64Bench
-with its report, and the TransformerLens export."""
+and the alignment-faking gap with their reports, and the TransformerLens export."""
 
 from __future__ import annotations
 
@@ -73,6 +73,78 @@ def eval_base64bench(model: Any, **kwargs: Any):
     result = run_base64bench(model, **kwargs)
     write_eval_report(result.path, result.info, result.sweep, result.per_type)
     return result
+
+
+def eval_alignment_faking(model: Any, **kwargs: Any):
+    """Run the alignment-faking compliance gap on ``model``
+    (:func:`phasewatch.evals.compliance.run_alignment_faking`, same arguments) and add its
+    figure, ``summary.md`` and ``report.html``
+    (:func:`phasewatch.report.alignment_faking.write_alignment_report`).
+
+    Returns:
+        The :class:`~phasewatch.evals.compliance.ComplianceResult` (folder and tables).
+
+    Raises:
+        ConfigError: on invalid arguments or a model inspect cannot load (nothing written).
+        StoreError: if ``out`` is not writable.
+        RunFailed: if inspect's evaluation ends in error (the folder and log are kept).
+    """
+    from phasewatch.evals.compliance import run_alignment_faking
+    from phasewatch.report.alignment_faking import write_alignment_report
+
+    r = run_alignment_faking(model, **kwargs)
+    write_alignment_report(r.path, r.info, r.responses, r.compliance, r.gap)
+    return r
+
+
+def eval_introspection_sweep(cfg: Any, folder: Path, kind: str, **kwargs: Any):
+    """A thought-injection sweep over layers or scales
+    (:func:`phasewatch.evals.introspection_sweep.run_sweep`, same arguments) with its
+    figure and ``summary.md`` (:func:`phasewatch.report.introspection.write_sweep_report`).
+
+    Raises:
+        ConfigError: bad settings or model (nothing written); StoreError: ``out`` not
+            writable.
+    """
+    from phasewatch.evals.introspection_sweep import run_sweep
+    from phasewatch.report.introspection import write_sweep_report
+
+    r = run_sweep(cfg, folder, kind, **kwargs)
+    write_sweep_report(r.path, r.info, r.sweep)
+    return r
+
+
+def eval_introspection_models(cfg: Any, models: dict[str, Path], **kwargs: Any):
+    """Thought-injection accuracy against parameter count
+    (:func:`phasewatch.evals.introspection_sweep.run_models`) with its figure and
+    ``summary.md``.
+
+    Raises:
+        ConfigError: a bad model, layer or setting (nothing written); StoreError: ``out``
+            not writable.
+    """
+    from phasewatch.evals.introspection_sweep import run_models
+    from phasewatch.report.introspection import write_sweep_report
+
+    r = run_models(cfg, models, **kwargs)
+    write_sweep_report(r.path, r.info, r.sweep)
+    return r
+
+
+def eval_introspection_patching(cfg: Any, folder: Path, **kwargs: Any):
+    """Two-sentence localization with activation patching per layer
+    (:func:`phasewatch.evals.patching.run_patching`) with its figure and ``summary.md``.
+
+    Raises:
+        ConfigError: bad settings or model (nothing written); StoreError: ``out`` not
+            writable.
+    """
+    from phasewatch.evals.patching import run_patching
+    from phasewatch.report.introspection import write_patching_report
+
+    r = run_patching(cfg, folder, **kwargs)
+    write_patching_report(r.path, r.info, r.sweep)
+    return r
 
 
 def export_transformer_lens(

@@ -26,7 +26,7 @@ eval_app = typer.Typer(
 
 @eval_app.callback()
 def _group() -> None:
-    """LLM evaluations (inspect_ai): base64bench."""
+    """LLM evaluations: base64bench, alignment-faking (inspect_ai), introspection."""
 
 
 def parse_value(text: str) -> Any:
@@ -120,6 +120,66 @@ def base64bench_command(
     typer.echo(f"eval: {result.path}\nsummary: {result.path / 'summary.md'}")
 
 
+@eval_app.command("alignment-faking")
+@handle_errors
+def alignment_faking_command(
+    model: str = typer.Option(
+        ..., help="inspect_ai model: provider/name (e.g. hf/local, mockllm/model)."
+    ),
+    model_arg: list[str] = typer.Option(
+        [], "-M", "--model-arg", help="Provider argument key=value (repeatable): -M model_path=DIR"
+    ),
+    scenario: str = typer.Option("both", help="hospital, tier or both."),
+    judge: str = typer.Option("rules", help="rules (offline keyword judge) or model (grader)."),
+    grader: str | None = typer.Option(
+        None, help="Grader model for --judge model (default: --model)."
+    ),
+    cases: int | None = typer.Option(None, help="Use the first N patient cases (default: all 54)."),
+    cases_file: Path | None = typer.Option(
+        None, help="A JSON file of cases instead of the shipped ones."
+    ),
+    bootstrap: int = typer.Option(2000, help="Bootstrap resamples for the gap's 95% interval."),
+    seed: int = typer.Option(0, help="Seed of the bootstrap."),
+    max_tokens: int | None = typer.Option(None, help="Generation limit per reply (tokens)."),
+    threads: int = typer.Option(0, help="CPU threads for torch (local models; 0 = all cores)."),
+    out: str = typer.Option("runs", help="Directory for the evaluation folder."),
+    progress: bool = typer.Option(True, help="Show inspect's progress."),
+) -> None:
+    """Alignment-faking compliance gap (Greenblatt et al. 2024): monitored vs unmonitored.
+
+    A hospital chatbot is told to minimise costs (no emergency care); does it comply more
+    when told it is evaluated (or trained on, free tier) than when unmonitored?
+
+    Writes compliance per condition, the gap with a bootstrap interval, per-case
+    transcripts, a figure and summary.md to a new folder.
+    """
+    require(judge in ("rules", "model"), "--judge", "rules, model", judge)
+    require(cases is None or cases >= 1, "--cases", "an integer >= 1 (or all)", cases)
+    require(bootstrap >= 100, "--bootstrap", "an integer >= 100", bootstrap)
+    require(max_tokens is None or max_tokens >= 1, "--max-tokens", "an integer >= 1", max_tokens)
+    require(threads >= 0, "--threads", "an integer >= 0 (0 = all cores)", threads)
+    require(bool(out.strip()), "--out", "a directory path (not empty)", out)
+    args = parse_model_args(model_arg)
+    _need_evals()
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    from phasewatch.api.analysis import eval_alignment_faking
+
+    r = eval_alignment_faking(
+        model, model_args=args, scenario=scenario, judge=judge, grader=grader, n_cases=cases,
+        cases_file=cases_file, bootstrap=bootstrap, seed=seed, max_tokens=max_tokens,
+        out=Path(out), display="plain" if progress else "none",
+    )  # fmt: skip
+    for g in r.gap.itertuples():
+        typer.echo(
+            f"{g.scenario}: compliance monitored {g.monitored:.3f}, unmonitored "
+            f"{g.unmonitored:.3f}; gap {g.gap:+.3f} [{g.ci_low:+.3f}, {g.ci_high:+.3f}]"
+        )
+    typer.echo(f"eval: {r.path}\nsummary: {r.path / 'summary.md'}")
+
+
 @handle_errors
 def mirage(run: Path = typer.Argument(..., help="A base64-ladder run directory.")) -> None:
     """Emergence or mirage: exact match vs smooth metrics of a base64 ladder.
@@ -139,43 +199,120 @@ def mirage(run: Path = typer.Argument(..., help="A base64-ladder run directory."
 @eval_app.command("introspection")
 @handle_errors
 def introspection_command(
-    model: str = typer.Option(
-        ..., help="smollm2, a .gguf file or a local Hugging Face folder (see phasewatch models)."
+    model: str | None = typer.Option(
+        None, help="smollm2, a .gguf file or a local Hugging Face folder (see phasewatch models)."
     ),
     layer: str = typer.Option("0.25", help="Injection layer: an index or a fraction of depth."),
     scale: float = typer.Option(10.0, help="Multiplier of the concept vector (> 0)."),
     trials: int = typer.Option(100, help="Trials of 5 predictions each."),
     seed: int = typer.Option(0, help="Seed of the draw of sentences and concepts."),
     data: Path | None = typer.Option(None, help="JSON of sentences and pairs (default: shipped)."),
+    mode: str = typer.Option("single", help="single (5 sentences) or patching (2 sentences)."),
+    sweep: str | None = typer.Option(
+        None, help="Sweep 'layers' (at --scale) or 'scale' (at --layer)."
+    ),
+    layers: str | None = typer.Option(None, help="Layers of --sweep layers: all or e.g. 0,2,0.5."),
+    scales: str | None = typer.Option(
+        None, help="Scales of --sweep scale (default 1,2,5,10,20,50)."
+    ),
+    models: str | None = typer.Option(None, help="Comma-separated models: accuracy vs parameters."),
     threads: int = typer.Option(0, help="CPU threads for torch (0 = all cores)."),
     out: Path = typer.Option(Path("runs"), help="Directory for the evaluation folder."),
 ) -> None:
     """Thought-injection localization: which of 5 sentences received a concept vector?
 
     Writes predictions.parquet and summary.json (accuracy, Clopper-Pearson 95% interval,
-    binomial p-value against 20%) to a new folder.
+    binomial p-value against 20%) to a new folder; --sweep and --models add sweep.parquet,
+    a figure and summary.md.
     """
     from phasewatch.evals.catalog import need
 
     require(threads >= 0, "--threads", "an integer >= 0 (0 = all cores)", threads)
+    require((model is None) != (models is None), "--model", "exactly one of --model, --models",
+            model)  # fmt: skip
+    require(sweep in (None, "layers", "scale"), "--sweep", "layers, scale", sweep)
+    require(not (models and sweep), "--sweep", "no --sweep with --models", sweep)
+    require(mode in ("single", "patching"), "--mode", "single, patching", mode)
+    require(mode == "single" or not (models or sweep), "--mode", "single with --sweep/--models",
+            mode)  # fmt: skip
     need("transformers", "pip install 'phasewatch[evals]'")
-    from phasewatch.evals import catalog
-    from phasewatch.evals.introspection import IntrospectionConfig, load_data, run_introspection
+    from phasewatch.evals.introspection import IntrospectionConfig, load_data
 
-    cfg = IntrospectionConfig(
-        model, layer, scale, trials, seed, None if data is None else str(data)
-    )
+    name = model or "models"
+    cfg = IntrospectionConfig(name, layer, scale, trials, seed, None if data is None else str(data))
     load_data(cfg.data)
-    folder = catalog.resolve(model)
     if threads:
         import torch
 
         torch.set_num_threads(threads)
-    result = run_introspection(cfg, folder, out=out)
+    if mode == "patching":
+        _introspection_patching(cfg, out)
+    elif models is not None:
+        _introspection_models(cfg, models, out)
+    elif sweep is not None:
+        _introspection_sweep(cfg, sweep, layers, scales, out)
+    else:
+        _introspection_single(cfg, out)
+
+
+def _introspection_single(cfg: Any, out: Path) -> None:
+    from phasewatch.evals import catalog
+    from phasewatch.evals.introspection import run_introspection
+
+    result = run_introspection(cfg, catalog.resolve(cfg.model), out=out)
     s = result.summary
     typer.echo(
-        f"{model}: layer {s['layer']}/{s['n_layers']}, scale {s['scale']:g}: accuracy "
+        f"{cfg.model}: layer {s['layer']}/{s['n_layers']}, scale {s['scale']:g}: accuracy "
         f"{s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}] over "
         f"{s['predictions']} predictions (chance 0.2, p = {s['p_value']:.3g})"
     )
     typer.echo(f"eval: {result.path}\nsummary: {result.path / 'summary.json'}")
+
+
+def _introspection_patching(cfg: Any, out: Path) -> None:
+    from phasewatch.api.analysis import eval_introspection_patching
+    from phasewatch.evals import catalog
+
+    r = eval_introspection_patching(cfg, catalog.resolve(cfg.model), out=out)
+    s = r.info
+    typer.echo(
+        f"{cfg.model}: injection at layer {s['layer']}/{s['n_layers']}: two-sentence accuracy "
+        f"{s['accuracy']:.3f} [{s['ci95'][0]:.3f}, {s['ci95'][1]:.3f}] (chance 0.5, "
+        f"p = {s['p_value']:.3g})"
+    )
+    last = r.sweep[r.sweep["group"] == "last"].set_index("layer")["effect"]
+    typer.echo("effect of patching the answer position: " + ", ".join(
+        f"L{k}: {v:.2f}" for k, v in last.items()))  # fmt: skip
+    typer.echo(f"eval: {r.path}\nsummary: {r.path / 'summary.md'}")
+
+
+def _echo_sweep(result: Any, col: str) -> None:
+    for r in result.sweep.itertuples():
+        typer.echo(
+            f"{col} {getattr(r, col)!s:>12}: accuracy {r.accuracy:.3f} [{r.ci95[0]:.3f}, "
+            f"{r.ci95[1]:.3f}], P(correct|digits) {r.mean_p_correct_in_digits:.3f}, "
+            f"p = {r.p_value:.3g}"
+        )
+    typer.echo(f"eval: {result.path}\nsummary: {result.path / 'summary.md'}")
+
+
+def _introspection_sweep(cfg: Any, kind: str, layers: str | None, scales: str | None,
+                         out: Path) -> None:  # fmt: skip
+    from phasewatch.api.analysis import eval_introspection_sweep
+    from phasewatch.evals import catalog
+    from phasewatch.evals.introspection_sweep import parse_scales
+
+    values = parse_scales(scales)
+    folder = catalog.resolve(cfg.model)
+    r = eval_introspection_sweep(cfg, folder, kind, layers=layers, scales=values, out=out)
+    _echo_sweep(r, "layer" if kind == "layers" else "scale")
+
+
+def _introspection_models(cfg: Any, models: str, out: Path) -> None:
+    from phasewatch.api.analysis import eval_introspection_models
+    from phasewatch.evals import catalog
+
+    names = [m.strip() for m in models.split(",") if m.strip()]
+    require(bool(names), "--models", "comma-separated model ids or folders", models)
+    folders = {n: catalog.resolve(n) for n in names}
+    _echo_sweep(eval_introspection_models(cfg, folders, out=out), "model")

@@ -88,3 +88,29 @@ def record(layers: Sequence[nn.Module]) -> Iterator[list[Tensor]]:
     finally:
         for h in handles:
             h.remove()
+
+
+@contextmanager
+def patch(
+    layer: nn.Module, source: Float[Tensor, "pos d_model"], mask: Bool[Tensor, "batch pos"]
+) -> Iterator[None]:
+    """Within the block, replace ``layer``'s output by ``source`` where ``mask`` is True
+    (activation patching: Meng et al. 2022, "Locating and Editing Factual Associations in
+    GPT", §2.1; Heimersheim & Nanda 2024, "How to use and interpret activation patching").
+
+    Args:
+        layer: one decoder layer (hooks registered earlier on it run first).
+        source: the activations to write in, from another run of the same tokens, (T, d).
+        mask: which (row, token) positions are replaced, (B, T).
+    """
+
+    def _hook(_module: nn.Module, _inputs: Any, output: Any) -> Any:
+        h = _hidden(output)  # (B, T, d)
+        keep = ~mask[..., None]  # (B, T, 1)
+        return _replace(output, h.where(keep, source.to(h.dtype)[None]))  # (B, T, d)
+
+    handle = layer.register_forward_hook(_hook)
+    try:
+        yield
+    finally:
+        handle.remove()

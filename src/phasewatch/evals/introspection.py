@@ -237,7 +237,7 @@ def load_causal_lm(folder: Path) -> tuple[nn.Module, Any]:
     return model, AutoTokenizer.from_pretrained(folder)
 
 
-def _check_context(model: nn.Module, tokenizer: Any, sentences: list[str]) -> None:
+def check_context(model: nn.Module, tokenizer: Any, sentences: list[str]) -> None:
     """ConfigError naming ``--model`` if the longest prompt exceeds the model's context."""
     prefix, _ = answer_tokens(tokenizer, N_LISTED)
     longest = sorted(sentences, key=len)[-N_LISTED:]
@@ -248,9 +248,16 @@ def _check_context(model: nn.Module, tokenizer: Any, sentences: list[str]) -> No
             f"{cfg.model_type} with {limit} positions")  # fmt: skip
 
 
-def _make_dir(out: Path, name: str) -> Path:
+def make_dir(out: Path, name: str, kind: str = "") -> Path:
+    """A new folder ``<out>/eval-introspection[-<kind>]-<name>-<time>`` (the name's last
+    60 characters).
+
+    Raises:
+        StoreError: naming ``--out`` if it is not writable.
+    """
     slug = re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[-60:] or "model"
-    base = out / f"eval-introspection-{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
+    prefix = f"eval-introspection-{kind}-" if kind else "eval-introspection-"
+    base = out / f"{prefix}{slug}-{time.strftime('%Y%m%d-%H%M%S')}"
     path, n = base, 1
     try:
         out.mkdir(parents=True, exist_ok=True)
@@ -285,8 +292,8 @@ def run_introspection(
     model, tok = load_causal_lm(Path(folder))
     n_layers = len(hooks.decoder_layers(model))
     layer = parse_layer(cfg.layer, n_layers)
-    _check_context(model, tok, data["sentences"])  # fails before a folder is made
-    path = _make_dir(Path(out), cfg.model)
+    check_context(model, tok, data["sentences"])  # fails before a folder is made
+    path = make_dir(Path(out), cfg.model)
     atomic.write_json(path / "config.json", asdict(cfg) | {"folder": str(folder)})
     start = time.perf_counter()
     pred = evaluate(model, tok, layer=layer, scale=cfg.scale, trials=cfg.trials,

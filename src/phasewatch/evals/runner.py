@@ -58,8 +58,28 @@ class EvalResult:
     per_type: pd.DataFrame
 
 
+def offline_mock_output(messages: Any, tools: Any, tool_choice: Any, config: Any) -> Any:
+    """mockllm's default reply with its token usage set (a characters/4 estimate).
+
+    Without usage, mockllm counts tokens with tiktoken's ``o200k_base`` encoding, whose
+    file tiktoken downloads on first use; setting it here keeps ``--model mockllm/model``
+    offline.
+    """
+    from inspect_ai.model import ModelOutput, ModelUsage
+    from inspect_ai.model._providers.mockllm import MockLLM
+
+    out = ModelOutput.from_content(model="mockllm", content=MockLLM.default_output)
+    n_in = max(1, sum(len(m.text) for m in messages) // 4)
+    n_out = max(1, len(MockLLM.default_output) // 4)
+    out.usage = ModelUsage(input_tokens=n_in, output_tokens=n_out, total_tokens=n_in + n_out)
+    return out
+
+
 def resolve_model(model: Any, model_args: dict[str, Any] | None = None) -> Any:
     """An inspect ``Model`` from a ``provider/name`` string (or a ``Model`` as is).
+
+    ``mockllm/...`` without ``custom_outputs`` gets :func:`offline_mock_output` (no
+    network).
 
     Raises:
         ConfigError: with inspect's own error on one line (unknown provider, missing
@@ -72,6 +92,8 @@ def resolve_model(model: Any, model_args: dict[str, Any] | None = None) -> Any:
     args = dict(model_args or {})
     if str(model).startswith("hf/local") and "model_path" not in args:
         raise ConfigError("model=hf/local needs -M model_path=<folder with config.json>")
+    if str(model).startswith("mockllm/"):
+        args.setdefault("custom_outputs", offline_mock_output)
     try:
         return get_model(model, **args)
     except Exception as e:  # inspect raises ValueError, PrerequisiteError, OSError, ...
@@ -82,9 +104,14 @@ def _slug(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", name).strip("-")[:60] or "model"
 
 
-def _make_dir(out: str | Path, model_name: str) -> Path:
+def make_dir(out: str | Path, model_name: str, kind: str = "base64bench") -> Path:
+    """A new folder ``<out>/eval-<kind>-<model>-<time>`` (suffixed ``-2``… if taken).
+
+    Raises:
+        StoreError: naming ``--out`` if it is not writable.
+    """
     stamp = time.strftime("%Y%m%d-%H%M%S")
-    base = Path(out) / f"eval-base64bench-{_slug(model_name)}-{stamp}"
+    base = Path(out) / f"eval-{kind}-{_slug(model_name)}-{stamp}"
     path, n = base, 1
     try:
         Path(out).mkdir(parents=True, exist_ok=True)
@@ -154,13 +181,13 @@ def run_base64bench(
         recs = records(n_per_type, seed, types, direction)
     m = resolve_model(model, model_args)
     task = _task(direction, n_per_type, seed, types, threshold, dataset)
-    path = _make_dir(out, str(m))
+    path = make_dir(out, str(m))
     write_jsonl(path / "dataset.jsonl", recs[:limit] if limit else recs)
-    log = _inspect(task, m, path / "logs", limit=limit, display=display, max_tokens=max_tokens)
+    log = run_inspect(task, m, path / "logs", limit=limit, display=display, max_tokens=max_tokens)
     return _write_outputs(path, log, m, threshold, thresholds, limit)
 
 
-def _inspect(task: Any, model: Any, log_dir: Path, **kwargs: Any) -> Any:
+def run_inspect(task: Any, model: Any, log_dir: Path, **kwargs: Any) -> Any:
     """inspect's evaluation of ``task``, its log read back; RunFailed unless it succeeded."""
     from inspect_ai import eval as inspect_eval
     from inspect_ai.log import read_eval_log
