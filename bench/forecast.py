@@ -105,7 +105,7 @@ def measure(family: str, fam: Family, out: Path) -> None:
     signals = base.names()
     for run in runs_of(out / family):
         c0, w0 = time.process_time(), time.perf_counter()
-        api.measure(run, signals, until=fam.until, threads=1, progress=False)
+        api.measure(run, signals, every=1, until=fam.until, threads=1, progress=False)
         add_cost(out, family, "measure", time.process_time() - c0, time.perf_counter() - w0)
         print(f"measured {run}", flush=True)
 
