@@ -42,6 +42,16 @@ _SMALL_TASK = GrokkingConfig(p=47, train_frac=0.4, d_model=64, d_head=16, d_mlp=
 # γ 100 at steps 500 and 2,000 (2026-12-04; 3e-4 with γ 100 also passes at both); the
 # forecasting presets share the model and take the same setting
 _SMALL_LLC = {"llc": {"epsilon": 1e-3, "gamma": 100.0}}
+_SMALL_TRAIN = TrainConfig(
+    steps=4_000,
+    lr=1e-2,
+    weight_decay=1.0,
+    beta1=0.9,
+    beta2=0.98,
+    warmup_steps=10,
+    eval_every=10,
+    checkpoint_every=100,
+)
 
 
 def forecast_presets() -> dict[str, Preset]:
@@ -52,16 +62,7 @@ def forecast_presets() -> dict[str, Preset]:
     each: below the critical training fraction (``forecast-subcritical``, 25%), an
     operation that does not generalise within the budget (``forecast-x2xy``: a²+ab+b²,
     ``forecast-x3xy``: a³+ab; Xu 2026), or no weight decay (``forecast-wd0``)."""
-    train = TrainConfig(
-        steps=2_000,
-        lr=1e-2,
-        weight_decay=1.0,
-        beta1=0.9,
-        beta2=0.98,
-        warmup_steps=10,
-        eval_every=10,
-        checkpoint_every=20,
-    )
+    train = dataclasses.replace(_SMALL_TRAIN, steps=2_000, checkpoint_every=20)
     kinds = {
         "forecast": (_SMALL_TASK, train, "transition runs"),
         "forecast-subcritical": (
@@ -146,16 +147,7 @@ class Grokking:
         ),
         "small": Preset(
             task=_SMALL_TASK,
-            train=TrainConfig(
-                steps=4_000,
-                lr=1e-2,
-                weight_decay=1.0,
-                beta1=0.9,
-                beta2=0.98,
-                warmup_steps=10,
-                eval_every=10,
-                checkpoint_every=100,
-            ),
+            train=_SMALL_TRAIN,
             description="the lead-time benchmark's preset: p=47 a+b, 40% train, 1L d_model 64 "
             "(4 heads x 16, d_mlp 256), AdamW lr 1e-2 wd 1.0, 4k steps, metrics every 10 "
             "steps (~1 min on one core); memorises by step 50, generalises near step 1,100",
