@@ -1,4 +1,14 @@
-"""phasewatch: reproduce, measure and forecast emergence in neural networks."""
+"""phasewatch: reproduce, measure and forecast emergence in neural networks.
+
+Importing phasewatch sets ``OMP_WAIT_POLICY=PASSIVE`` unless the environment already sets
+it (OpenMP reads it once, when torch loads; so it applies when phasewatch is imported
+before torch): torch's default policy makes idle threads spin, which on cores shared with
+other jobs slowed 2-thread training several-fold (``bench/threads.py``; docs/results/speed.md).
+"""
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 __version__ = "0.1.0"
 

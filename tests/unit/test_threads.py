@@ -42,6 +42,12 @@ def test_cli_sets_passive_wait_policy_before_torch_loads():
     assert policy_seen(PROBE, None) == "PASSIVE"
 
 
+def test_importing_phasewatch_sets_it_too():
+    assert policy_seen("import os, phasewatch; print(os.environ['OMP_WAIT_POLICY'])", None) == (
+        "PASSIVE"
+    )
+
+
 def test_an_explicit_wait_policy_is_kept():
     probe = "import os, phasewatch.cli; print(os.environ['OMP_WAIT_POLICY'])"
     assert policy_seen(probe, "ACTIVE") == "ACTIVE"
