@@ -191,6 +191,17 @@ def forecast_apply(model_dir: str | Path, paths: Sequence[str | Path]) -> pd.Dat
 MIN_NULL = 10  # null runs needed to calibrate a 5% false-alarm threshold with any resolution
 
 
+def _require_runs(rows: pd.DataFrame, n_excluded: int, min_null: int) -> None:
+    """ConfigError unless ``rows`` hold >= ``min_null`` null and >= 2 transition runs."""
+    n_trans = int(rows["label"].sum()) if len(rows) else 0
+    if len(rows) - n_trans < min_null or n_trans < 2:
+        raise ConfigError(
+            f"runs: {len(rows) - n_trans} null and {n_trans} transition runs could be scored "
+            f"({n_excluded} excluded); the benchmark needs >= {min_null} null runs "
+            "and >= 2 transition runs"
+        )
+
+
 def forecast_evaluate(
     paths: Sequence[str | Path],
     out: str | Path,
@@ -224,13 +235,7 @@ def forecast_evaluate(
         feature_cfg=table_kw.get("feature_cfg") or FeatureConfig(),
     )
     rows = tab.rows
-    n_trans = int(rows["label"].sum()) if len(rows) else 0
-    if len(rows) - n_trans < min_null or n_trans < 2:
-        raise ConfigError(
-            f"runs: {len(rows) - n_trans} null and {n_trans} transition runs could be scored "
-            f"({len(tab.excluded)} excluded); the benchmark needs >= {min_null} null runs "
-            "and >= 2 transition runs"
-        )
+    _require_runs(rows, len(tab.excluded), min_null)
     single = ev.single_features(rows, chosen, alpha=alpha, n_boot=n_boot)
     single = single.sort_values("auroc", key=lambda a: (a - 0.5).abs(), ascending=False)
     cv = ev.cross_validated(rows, chosen, **kw)

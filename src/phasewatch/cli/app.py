@@ -105,16 +105,8 @@ def _make_run_command(name: str):
         require(bool(out.strip()), "--out", "a directory path (not empty)", out)
         try:
             hook = sink if log_to else None
-            rd = api.run(
-                name,
-                preset,
-                config,
-                out=Path(out),
-                resume=resume,
-                restart=restart,
-                progress=progress,
-                on_metrics=hook,
-            )
+            rd = api.run(name, preset, config, out=Path(out), resume=resume, restart=restart,
+                         progress=progress, on_metrics=hook)  # fmt: skip
             from phasewatch.report.summary import summarise
 
             summary = summarise(rd.events(), rd.status())

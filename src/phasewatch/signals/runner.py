@@ -289,26 +289,29 @@ def measure(
             a task that ``build_task`` cannot rebuild.
         StoreError: if the run is missing or corrupted, or has no checkpoints.
     """
-    require(every >= 1, "every", "an integer >= 1", every)
-    require(workers >= 1, "workers", "an integer >= 1", workers)
-    require(threads >= 1, "threads", "an integer >= 1", threads)
+    for name, value in (("every", every), ("workers", workers), ("threads", threads)):
+        require(value >= 1, name, "an integer >= 1", value)
     resolved = resolve(signals, settings, defaults)
     rd = open_run(run)
     _task_for(build_task, str(rd.path))  # fail before anything is written
     store, todo, chosen = _missing(rd, resolved, (every, until), steps, build_task)
     later = trajectory_todo(store, resolved, chosen)
-    warn = on_warning or _printer()
+    # lazy: the run's logs are read after every checkpoint result is stored
+    results = chain(_execute(todo, workers, threads, batched), measure_trajectories(rd, later))
+    _store_all(store, results, len(todo) + len(later), progress, on_warning or _printer())
+    return store.table.reset_index(drop=True)
+
+
+def _store_all(store: SignalStore, results: Iterable[StepResult], total: int, progress: bool,
+               warn: Callable[[dict[str, Any]], None]) -> None:  # fmt: skip
+    """Store each result as it comes, hand on its warnings, advance the bar."""
     with progress_bar(progress) as bar:
-        tid = bar.add_task("measure", total=len(todo) + len(later))
-        # lazy: the run's logs are read after every checkpoint result is stored
-        for res in chain(
-            _execute(todo, workers, threads, batched), measure_trajectories(rd, later)
-        ):
+        tid = bar.add_task("measure", total=total)
+        for res in results:
             store.add(res)
             for w in res.warnings:
                 warn(w)
             bar.advance(tid)
-    return store.table.reset_index(drop=True)
 
 
 def _printer() -> Callable[[dict[str, Any]], None]:
