@@ -19,7 +19,7 @@ def phasewatch(*args: str, cwd=None) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize(
     "args,needle",
     [
-        (["--preset", "nope"], "preset='nope' is invalid; allowed: nanda2023, quick"),
+        (["--preset", "nope"], "preset='nope' is invalid; allowed: forecast, forecast-subcritical"),
         (["--p", "1"], "p=1 is invalid; allowed: a prime >= 3"),
         (["--train-frac", "1.5"], "train_frac=1.5 is invalid; allowed: a float in (0, 1)"),
         (["--op", "pow"], "op='pow' is invalid; allowed: add, sub, mul, div, x2+y2"),

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import shutil
+import subprocess
+import sys
 from dataclasses import dataclass
 
 import pandas as pd
@@ -320,7 +322,10 @@ def test_cli_measures_trajectory_signals_and_says_not_applicable_once(run):
     assert {"step", "sample", "loss"} <= set(per_sample.columns)
 
 
-def test_post_training_analysis_shows_progress(run, capfd):
-    api.analyse(_rd(run), progress=True)
-    out = capfd.readouterr().out
-    assert "analysing checkpoints" in out and "5/5" in out
+def test_post_training_analysis_shows_progress(run):
+    # a fresh process: rich's console is global, and other tests' captures may hold it
+    code = "import sys; from phasewatch import api; from phasewatch.store import open_run; "
+    code += "api.analyse(open_run(sys.argv[1]), progress=True)"
+    r = subprocess.run([sys.executable, "-c", code, str(run)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert "analysing checkpoints" in r.stdout and "5/5" in r.stdout

@@ -4,6 +4,8 @@ with its store files and report section, resume, and the capacity CLI."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pandas as pd
 import pytest
@@ -284,8 +286,10 @@ def test_capacity_api_and_cli():
     assert r.exit_code == 0, r.output
     (row,) = json.loads(r.output)  # no progress bar mixed into json or csv
     assert row["m"] == 3 and row["n"] == 4 and "sentence" in row
-    r = runner.invoke(superposition_app, [*args, "--batch", "16"])
-    assert r.exit_code == 0 and "capacity" in r.output and "20/20" in r.output  # the bar
+    # the bar, in a fresh process (rich's console is global; other tests' captures may hold it)
+    cmd = [sys.executable, "-m", "phasewatch", "superposition", *args, "--batch", "16"]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 0 and "capacity" in r.stdout and "20/20" in r.stdout, r.stderr
     for bad, needle in (
         (["--m", "0"], "m=0 is invalid"),
         (["--n", "4,x"], "n='4,x' is invalid"),
