@@ -549,3 +549,30 @@ def test_change_points_are_computed_at_close_only_when_asked(tmp_path):
     assert any(want.values())  # the loss of a training run does change
     o = a["watch"]["overhead"]
     assert o["user_cpu_seconds"] > 0 and 0 < o["loop_cpu_seconds"] and o["percent_of_step_cpu"] > 0
+
+
+def test_a_forecaster_watches_the_run_and_forecasts_once(tmp_path):
+    import math
+
+    from phasewatch.detect.forecast.model import Forecaster
+
+    model_dir = tmp_path / "model"
+    Forecaster(
+        features=("train/loss|last",), mean=(0.0,), scale=(1.0,), coef=(1.0,), intercept=0.0,
+        threshold=0.5, alpha=0.05, target={"key": "val/acc", "threshold": 0.99, "op": ">="},
+        rule={"event": "", "offset_frac": 0.25}, feature_cfg={"window": 10, "min_points": 8},
+    ).save(model_dir)  # fmt: skip
+    model = torch.nn.Linear(2, 2)
+    with Watcher(model, out=tmp_path / "run", steps=40, every=5, signals=(),
+                 forecaster=model_dir) as watch:  # fmt: skip
+        for step in range(40):
+            watch.step(step, {"train/loss": 2.0 if step <= 10 else 9.0})
+    block = open_run(tmp_path / "run").events()["watch"]["forecast"]
+    assert block["decision_step"] == 10 and block["step"] == 10  # 25% of 40 steps
+    assert block["score"] == pytest.approx(1 / (1 + math.exp(-2.0)))  # nothing after step 10
+    assert block["alarm"] and block["model"] == str(model_dir)
+    with pytest.raises(ConfigError, match="forecaster"):
+        Watcher(model, out=tmp_path / "r2", steps=40, signals=(), forecaster=tmp_path / "none")
+    assert not (tmp_path / "r2").exists()
+    with pytest.raises(ConfigError, match="forecaster"):
+        Watcher(model, out=tmp_path / "r3", signals=(), forecaster=model_dir)  # no steps

@@ -100,6 +100,10 @@ class WatchConfig:
         log_to: trackers to write the signals (scalars) and early warnings (text) into,
             made for the run: ``tensorboard`` (``<out>/tensorboard``), ``wandb``, ``mlflow``
             (:mod:`phasewatch.watch.loggers`); a tuple, or a comma-separated str.
+        forecaster: a folder written by ``phasewatch forecast fit`` (``forecaster.json``):
+            the run-level forecast is made once, at its decision step, from what was
+            logged so far (:mod:`phasewatch.detect.forecast.online`), logged as a warning
+            and stored in events.json ``watch.forecast``; needs ``steps``.
 
     Raises:
         ConfigError: on an invalid field, naming it and what is allowed (an integer field
@@ -126,6 +130,7 @@ class WatchConfig:
     factory_kwargs: Mapping[str, Any] | None = None
     change_points: bool = False
     log_to: Sequence[str] | str = ()
+    forecaster: str | Path | None = None
 
     def __post_init__(self) -> None:
         ok = isinstance(self.out, (str, Path)) and str(self.out) != ""
@@ -165,6 +170,10 @@ class WatchConfig:
         require(ok, "change_points", "True or False", self.change_points)
         self._set("log_to", loggers.names(self.log_to))
         loggers.require_installed(self.log_to)
+        ok = self.forecaster is None or (self.steps is not None and str(self.forecaster) != "")
+        require(
+            ok, "forecaster", "None, or a forecaster folder together with steps=", self.forecaster
+        )
 
     def _set(self, name: str, value: Any) -> None:
         """Normalise a field of the frozen instance (only in ``__post_init__``)."""

@@ -64,6 +64,7 @@ from phasewatch.watch.config import (
     choose_signals,
     run_config,
 )
+from phasewatch.watch.forecast import forecast_watch
 from phasewatch.watch.inline import Inline
 from phasewatch.watch.loggers import WARNINGS, watcher_loggers
 from phasewatch.watch.metrics import MetricLog, Problems
@@ -141,7 +142,7 @@ class Watcher:
         self.task = WatchedTask(model, probe_batch, loss_fn) if loss_fn is not None else None
         self._user_warn = on_warning
         self._init_state()
-        self.rd = self.detector = self.worker = None
+        self.rd = self.detector = self.worker = self.forecast = None
         self.background = False
         if self.ranks.writer:  # other ranks only follow rank 0 (ranks.py)
             self._open(probe_batch, loss_fn, loggers, left_out)
@@ -157,6 +158,8 @@ class Watcher:
             OnlineDetector(cfg.steps, cfg.detect, on_warning=self._warned) if cfg.steps else None
         )
         self.out = watcher_loggers(cfg.log_to, loggers, cfg.out, self._problem)
+        self.forecast = forecast_watch(cfg.forecaster, cfg.steps, self.out)
+        self.online = [a for a in (self.detector, self.forecast) if a is not None]
         expensive = bool(set(self.resolved) & EXPENSIVE)
         self.background = cfg.background and self.task is not None and expensive
         probe_n = self.task.probe_size if self.task else None
@@ -188,6 +191,7 @@ class Watcher:
         self.clock = Overhead()
         self.closed = False
         self._unstored: list[runner.StepResult] = []
+        self.online: list[Any] = []  # the early-warning detector and the forecaster
 
     def _warned(self, w: EarlyWarning) -> None:
         """Hand a new warning to the trackers and ``on_warning``; never raises."""
@@ -248,8 +252,8 @@ class Watcher:
         values, new = kept
         if new and (gram := self.updates.step(step)):  # between calls, at measured steps
             values = values | self.metrics.add(step, gram)[0]
-        if self.detector is not None:
-            self.detector.add(step, values)
+        for a in self.online:
+            a.add(step, values)
         if new:
             self._on_cadence(step)
 
@@ -269,8 +273,8 @@ class Watcher:
             self.clock.timing("io", self._checkpoint, step)
         if step % cfg.every == 0:
             self.clock.timing("io", self._collect_background)
-            if self.detector is not None:
-                self.clock.timing("detect", self.detector.update)
+            for a in self.online:
+                self.clock.timing("detect", a.update)
             if step % (10 * cfg.every) == 0:
                 self.clock.timing("io", self._flush, "running")
 
@@ -292,8 +296,8 @@ class Watcher:
             return
         self._unstored.append(res)  # written to signals.parquet at the next flush
         self.out.log_scalars(res.step, {r[1]: r[2] for r in res.rows})
-        if self.detector is not None:
-            self.detector.add(res.step, {r[1]: r[2] for r in res.rows})
+        for a in self.online:
+            a.add(res.step, {r[1]: r[2] for r in res.rows})
 
     def _checkpoint(self, step: int) -> None:
         """Save the model's weights at ``step`` (once)."""
@@ -353,8 +357,8 @@ class Watcher:
         try:
             if self.ranks.writer:
                 self._collect_background(final=True)
-                if self.detector is not None:
-                    self.detector.update()
+                for a in self.online:
+                    a.update()
                 self._block = self._write_final(t0)
         except Exception as e:
             log.exception("phasewatch Watcher: close() failed")
@@ -373,17 +377,12 @@ class Watcher:
             for message in write_detect_block(self.rd, self.config, self.detector):
                 self._problem("target", message)
         self.clock.once["close"] = time.perf_counter() - t0
-        block = watch_block(
-            self.config,
-            self.resolved,
-            background=self.background,
-            disabled=self.disabled,
-            problems=self.problems.messages,
-            overhead=self.overhead(),
-            warnings=self.detector.warnings if self.detector is not None else [],
-            last_step=self.last_step,
-            checkpoints=self.rd.checkpoint_steps(),
-        )
+        warnings = self.detector.warnings if self.detector is not None else []
+        block = watch_block(self.config, self.resolved, background=self.background,
+                            disabled=self.disabled, problems=self.problems.messages,
+                            overhead=self.overhead(), warnings=warnings, last_step=self.last_step,
+                            checkpoints=self.rd.checkpoint_steps())  # fmt: skip
+        block["forecast"] = self.forecast.block() if self.forecast is not None else None
         write_watch_block(self.rd, block)
         self.out.close()
         return block
