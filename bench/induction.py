@@ -24,6 +24,7 @@ import statistics
 import time
 
 import torch
+from matmul import matmul_gflops
 from torch.utils.flop_counter import FlopCounterMode
 
 from phasewatch.models import NormedTransformer, fast_logits
@@ -86,18 +87,6 @@ def step_flops(preset: str) -> tuple[float, tuple[int, int, int]]:
         next_token_loss(explicit_logits(task.model, tokens), tokens).backward()
     c = pre.task
     return float(counter.get_total_flops()), (c.batch_size * c.n_ctx, c.d_model, c.vocab)
-
-
-def matmul_gflops(shape: tuple[int, int, int], budget: float = 1.0) -> float:
-    """GFLOP/s (per CPU second) of a plain float32 matmul of ``shape``."""
-    m, k, n = shape
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    a @ b
-    c0, reps = time.process_time(), 0
-    while time.process_time() - c0 < budget:
-        a @ b
-        reps += 1
-    return 2 * m * k * n * reps / (time.process_time() - c0) / 1e9
 
 
 def main() -> None:

@@ -28,6 +28,7 @@ import tempfile
 import time
 
 import torch
+from matmul import matmul_gflops
 from torch.utils.flop_counter import FlopCounterMode
 
 from phasewatch import api
@@ -89,18 +90,6 @@ def time_kernel(name: str, kernel, steps: int) -> tuple[float, float]:
         loss.backward()
         opt.step()
     return (time.perf_counter() - t0) / steps, (time.process_time() - c0) / steps
-
-
-def matmul_gflops(shape: tuple[int, int, int], budget: float = 1.0) -> float:
-    """GFLOP/s (per CPU second) of a plain float32 matmul of ``shape``."""
-    m, k, n = shape
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    a @ b
-    c0, reps = time.process_time(), 0
-    while time.process_time() - c0 < budget:
-        a @ b
-        reps += 1
-    return 2 * m * k * n * reps / (time.process_time() - c0) / 1e9
 
 
 def compare(name: str, steps: int, rounds: int) -> list[str]:

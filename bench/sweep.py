@@ -36,6 +36,7 @@ import time
 from pathlib import Path
 
 import torch
+from matmul import matmul_gflops
 from torch.utils.flop_counter import FlopCounterMode
 
 from phasewatch.config import available_cores as cores
@@ -87,17 +88,6 @@ def largest_matmul(name: str, task) -> tuple[int, int, int]:
     return task.instances * task.batch, task.n, task.m  # superposition: (I·B, n) @ (n, m)
 
 
-def matmul_gflops(shape: tuple[int, int, int], budget: float) -> float:
-    m, k, n = shape
-    a, b = torch.randn(m, k), torch.randn(k, n)
-    a @ b
-    t0, reps = time.perf_counter(), 0
-    while time.perf_counter() - t0 < budget:
-        a @ b
-        reps += 1
-    return 2 * m * k * n * reps / (time.perf_counter() - t0) / 1e9
-
-
 def step_flops(task, train) -> float:
     """FLOPs of one forward + backward pass (matrix products; element-wise ops not counted)."""
     with FlopCounterMode(display=False) as counter:
@@ -121,7 +111,7 @@ def bench_preset(name: str, preset: str, budget: float, n_procs: int) -> list[st
     flops = step_flops(task, train)
     step_gflops = flops * one / 1e9
     shape = largest_matmul(name, task)
-    mm = matmul_gflops(shape, budget)
+    mm = matmul_gflops(shape, budget, time.perf_counter)
     lines.append(
         f"{'':<26} {n_procs} processes x 1 thread, single seeds: {procs:.1f} seed-steps/s "
         f"({procs / one:.2f}x one seed)"
