@@ -112,19 +112,29 @@ def change_point_onset(s: pd.Series, target: Target, cfg: ChangePointConfig) -> 
 
 
 def target_onsets(
-    s: pd.Series, target: Target, cfg: ChangePointConfig | None = None, start: int = 0
+    s: pd.Series,
+    target: Target,
+    cfg: ChangePointConfig | None = None,
+    start: int = 0,
+    *,
+    with_change_point: bool = True,
 ) -> dict[str, Any]:
     """All three onset definitions of ``s`` from step ``start`` on (None for every one if the
-    threshold is never reached), and ``step``: the one ``target.onset`` chooses."""
+    threshold is never reached), and ``step``: the one ``target.onset`` chooses.
+    ``with_change_point=False`` leaves the ``change_point`` onset None (not computed: it
+    needs ruptures, about a second of imports) unless ``target.onset`` is ``change_point``."""
     s = s[s.index >= start]
     crossed = threshold_onset(s, target)
+    wanted = with_change_point or target.onset == "change_point"
     if crossed is None:
         found: dict[str, int | None] = dict.fromkeys(ONSETS)
     else:
         found = {
             "threshold": crossed,
             "max_slope": max_slope_onset(s, target),
-            "change_point": change_point_onset(s, target, cfg or ChangePointConfig()),
+            "change_point": (
+                change_point_onset(s, target, cfg or ChangePointConfig()) if wanted else None
+            ),
         }
     return {
         "key": target.key,

@@ -23,13 +23,7 @@ from typing import Any
 from phasewatch.detect.changepoints import ChangePointConfig, change_points
 from phasewatch.detect.online import OnlineDetector
 from phasewatch.detect.run import RunAnalysis, write_detect
-from phasewatch.detect.transitions import (
-    Target,
-    max_slope_onset,
-    run_series,
-    target_onsets,
-    threshold_onset,
-)
+from phasewatch.detect.transitions import run_series, target_onsets
 from phasewatch.store import RunDir
 from phasewatch.store.atomic import write_json
 from phasewatch.store.signals import read_signals
@@ -42,26 +36,6 @@ CALIBRATION = "AR(1) surrogates of each series' burn-in"  # as detect.run.write_
 def no_target() -> dict[str, Any]:
     """The ``detect`` block's target entry of a run watched without a target."""
     return {"key": None, "op": None, "threshold": None, "definition": None, "step": None, "all": {}}
-
-
-def onset(s: Any, target: Target, cfg: ChangePointConfig, change_points: bool) -> dict[str, Any]:
-    """The target's onsets in series ``s`` (step-indexed) as
-    :func:`~phasewatch.detect.transitions.target_onsets` gives them, except that without
-    ``change_points`` (and a target whose definition is not ``change_point``) the
-    ``change_point`` onset is None (not computed)."""
-    if change_points or target.onset == "change_point":
-        return target_onsets(s, target, cfg, 0)
-    crossed = threshold_onset(s, target)
-    slope = max_slope_onset(s, target) if crossed is not None else None
-    found = {"threshold": crossed, "max_slope": slope, "change_point": None}
-    return {
-        "key": target.key,
-        "op": target.op,
-        "threshold": target.threshold,
-        "definition": target.onset,
-        "step": found[target.onset],
-        "all": found,
-    }
 
 
 def write_detect_block(rd: RunDir, config: WatchConfig, detector: OnlineDetector) -> list[str]:
@@ -81,7 +55,8 @@ def write_detect_block(rd: RunDir, config: WatchConfig, detector: OnlineDetector
     cp_cfg = ChangePointConfig(penalty=cfg.penalty)
     problems = []
     if target is not None and target.key in series:
-        found = onset(series[target.key], target, cp_cfg, config.change_points)
+        found = target_onsets(series[target.key], target, cp_cfg, 0,
+                              with_change_point=config.change_points)  # fmt: skip
     else:
         found = no_target()
         if target is not None:
