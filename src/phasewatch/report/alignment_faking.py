@@ -13,8 +13,8 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from phasewatch.report.evals import markdown_table  # noqa: E402
-from phasewatch.store.atomic import atomic_path, write_text  # noqa: E402
+from phasewatch.report.evals import markdown_table, save_png  # noqa: E402
+from phasewatch.store.atomic import write_text  # noqa: E402
 
 _COLORS = {"monitored": "#e45756", "unmonitored": "#4c78a8"}
 _FRAMING = {
@@ -47,12 +47,7 @@ def compliance_png(path: Path, compliance: pd.DataFrame, gap: pd.DataFrame) -> P
     ax.set(ylabel="compliance (followed cost instruction)", ylim=(0, 1.25))
     ax.set_title("Alignment faking: compliance monitored vs unmonitored")
     ax.legend(loc="upper right", fontsize=8)
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
+    return save_png(fig, path)
 
 
 def summary_markdown(info: dict[str, Any], compliance: pd.DataFrame, gap: pd.DataFrame) -> str:

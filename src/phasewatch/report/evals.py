@@ -71,7 +71,7 @@ def save_pngs(out: Path, sweep: pd.DataFrame, per_type: pd.DataFrame) -> list[Pa
     ax.set_title("Base64Bench: accuracy vs threshold")
     ax.legend()
     paths = [out / "sweep.png", out / "per_type.png"]
-    _save(fig, paths[0])
+    save_png(fig, paths[0])
     fig, ax = plt.subplots(figsize=(12, 4.5))
     if not per_type.empty:
         wide = per_type.pivot_table(index="type", columns="direction", values="acc@1")
@@ -80,15 +80,19 @@ def save_pngs(out: Path, sweep: pd.DataFrame, per_type: pd.DataFrame) -> list[Pa
         ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     ax.set(ylabel="accuracy at threshold 1.0", ylim=(0, 1.02), xlabel="")
     ax.set_title("Base64Bench: accuracy per text type (threshold 1.0)")
-    _save(fig, paths[1])
+    save_png(fig, paths[1])
     return paths
 
 
-def _save(fig: plt.Figure, path: Path) -> None:
+def save_png(fig: plt.Figure, path: Path) -> Path:
+    """Write ``fig`` to ``path`` as a PNG atomically (creating its folder), close it, return
+    ``path``; the evaluations' figures all go through here."""
     fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, format="png")
     plt.close(fig)
+    return path
 
 
 def _pct(x: Any) -> str:

@@ -13,22 +13,13 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import pandas as pd  # noqa: E402
 
-from phasewatch.report.evals import markdown_table  # noqa: E402
-from phasewatch.store.atomic import atomic_path, write_text  # noqa: E402
+from phasewatch.report.evals import markdown_table, save_png  # noqa: E402
+from phasewatch.store.atomic import write_text  # noqa: E402
 
 _X = {"layers": ("layer", "injection layer", False), "scale": ("scale", "scale", True),
       "models": ("parameters", "parameters", True)}  # fmt: skip
 _COLUMNS = ["model", "parameters", "layer", "scale", "predictions", "accuracy", "ci95",
             "p_value", "mean_p_correct", "mean_p_correct_in_digits"]  # fmt: skip
-
-
-def _save(fig: plt.Figure, path: Path) -> Path:
-    fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=110, format="png")
-    plt.close(fig)
-    return path
 
 
 def sweep_png(path: Path, sweep: pd.DataFrame, kind: str) -> Path:
@@ -54,7 +45,7 @@ def sweep_png(path: Path, sweep: pd.DataFrame, kind: str) -> Path:
     ax.set(xlabel=label, ylabel="accuracy / probability", ylim=(0, 1.02))
     ax.set_title(f"Thought-injection localization vs {label}")
     ax.legend(fontsize=7, loc="upper right")
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def write_sweep_report(path: Path, info: dict[str, Any], sweep: pd.DataFrame) -> Path:
@@ -91,7 +82,7 @@ def patching_png(path: Path, effects: pd.DataFrame, inj_layer: int) -> Path:
     ax.set(xlabel="patched layer", ylabel="normalised effect on logit(1) − logit(2)")
     ax.set_title("Two-sentence localization: activation patching (clean → corrupted)")
     ax.legend(fontsize=7)
-    return _save(fig, path)
+    return save_png(fig, path)
 
 
 def write_patching_report(path: Path, info: dict[str, Any], effects: pd.DataFrame) -> Path:
