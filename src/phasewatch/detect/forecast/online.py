@@ -77,10 +77,15 @@ class OnlineForecaster:
         self._event = ev
         self._event_step: int | None = None if self.rule.event else 0
         self._rows: list[tuple[int, str, float]] = []
+        self._last = -1  # the last logged step
         self.result: ForecastResult | None = None
 
     def add(self, step: int, values: dict[str, float]) -> None:
-        """Record one logged step's scalars (metric and signal keys alike)."""
+        """Record one logged step's scalars (metric and signal keys alike); nothing once the
+        forecast is made."""
+        if self.result is not None:
+            return
+        self._last = max(self._last, int(step))
         for k, v in values.items():
             self._rows.append((int(step), str(k), float(v)))
         ev = self._event
@@ -105,10 +110,7 @@ class OnlineForecaster:
             ConfigError: naming the model's features the run does not log.
         """
         t = self.decision_step
-        if self.result is not None or t is None or not self._rows:
-            return None
-        last = max(r[0] for r in self._rows)
-        if last < t:
+        if self.result is not None or t is None or self._last < t:
             return None
         metrics = pd.DataFrame(self._rows, columns=["step", "key", "value"])
         metrics = metrics[metrics["step"] <= t]
