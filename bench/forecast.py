@@ -38,23 +38,48 @@ class Family:
     offset_frac: float
     until: int  # signals at checkpoints <= this step (the exploratory median onset)
     behaviour: tuple[str, ...]  # feature globs left out of the precursors-only forecaster
+    settings: dict  # signal settings passed to measure (pinned: see below)
+
+
+# The signals' settings, pinned here so that a later calibration of a preset does not change
+# the benchmark. The protocol's: LLC at the preset's ε, γ when the protocol was committed
+# (grokking's calibrated 1e-3; 3e-4 otherwise) and LLCSettings' chains, draws and burn-in
+# then; every other signal at its settings' defaults. Amendment 1 (protocol.md): cheaper
+# LLC, Hessian, NTK and commutator settings for grokking and induction, chosen on
+# exploratory runs, to keep the confirmatory set near its CPU budget.
+_LLC = {"gamma": 100.0, "nbeta": None, "chains": 3, "draws": 50, "burn_in": 30, "seed": 0,
+        "step_down": 3}  # fmt: skip
+_AMENDMENT_1 = {
+    "hessian": {"lanczos_steps": 30, "hutchinson_probes": 4},
+    "ntk_alignment": {"samples": 32, "projections": 2},
+    "commutator": {"samples": 2},
+}
+_CHEAP_LLC = {"chains": 1}  # one chain of the protocol's length instead of three
+
+
+def _settings(epsilon: float, amended: bool) -> dict:
+    """The pinned settings of a family (its LLC ε; with Amendment 1 or not)."""
+    llc = {**_LLC, "epsilon": epsilon, **(_CHEAP_LLC if amended else {})}
+    return {"llc": llc, **(_AMENDMENT_1 if amended else {})}
 
 
 FAMILIES = {
     "grokking": Family(
         ("transition", "null-subcritical", "null-x2xy", "null-x3xy", "null-wd0"),
         ("test/acc", 0.99, ">="), "memorisation", 0.1, 1_000, ("test/*",),
+        _settings(1e-3, amended=True),
     ),
     "omnigrok": Family(
         ("transition", "null"), ("test/acc", 0.8, ">="), "memorisation", 0.05, 3_000,
-        ("test/*",),
+        ("test/*",), _settings(3e-4, amended=False),
     ),
     "induction": Family(
         ("transition", "null-norepeat", "null-1layer"), ("icl/score", -1.0, "<="), "", 0.25,
-        800, ("icl/*", "loss/*"),
+        800, ("icl/*", "loss/*"), _settings(3e-4, amended=True),
     ),
     "deep-linear": Family(
         ("transition", "null"), ("modes/last", 0.5, ">="), "mode1", 0.1, 400, ("modes/*",),
+        _settings(3e-4, amended=False),
     ),
 }  # fmt: skip
 
@@ -97,17 +122,31 @@ def runs_of(root: Path) -> list[Path]:
     )
 
 
-def measure(family: str, fam: Family, out: Path) -> None:
-    """Every registered signal on every run of ``family`` up to ``fam.until``."""
+def measure_one(run: Path, until: int, settings: dict) -> tuple[Path, float, float]:
+    """Every registered signal on ``run`` up to ``until`` (one thread) at ``settings``; its
+    CPU and wall seconds."""
     from phasewatch import api
     from phasewatch.signals import base
 
-    signals = base.names()
-    for run in runs_of(out / family):
-        c0, w0 = time.process_time(), time.perf_counter()
-        api.measure(run, signals, every=1, until=fam.until, threads=1, progress=False)
-        add_cost(out, family, "measure", time.process_time() - c0, time.perf_counter() - w0)
-        print(f"measured {run}", flush=True)
+    c0, w0 = time.process_time(), time.perf_counter()
+    api.measure(
+        run, base.names(), every=1, until=until, threads=1, progress=False, settings=settings
+    )
+    return run, time.process_time() - c0, time.perf_counter() - w0
+
+
+def measure(family: str, fam: Family, out: Path, workers: int) -> None:
+    """Every registered signal on every run of ``family`` up to ``fam.until``, ``workers``
+    runs at a time (one thread each; checkpoints already measured are skipped)."""
+    from concurrent.futures import ProcessPoolExecutor, as_completed
+
+    runs = runs_of(out / family)
+    with ProcessPoolExecutor(max_workers=workers) as pool:
+        futures = [pool.submit(measure_one, run, fam.until, fam.settings) for run in runs]
+        for done in as_completed(futures):
+            run, cpu, wall = done.result()
+            add_cost(out, family, "measure", cpu, wall)
+            print(f"measured {run}", flush=True)
 
 
 def analyse(family: str, fam: Family, out: Path, tables: Path) -> None:
@@ -175,7 +214,7 @@ def main() -> None:
         if "train" in stages:
             train(family, fam, args.out, args.seeds, args.workers)
         if "measure" in stages:
-            measure(family, fam, args.out)
+            measure(family, fam, args.out, args.workers)
         if "analyse" in stages:
             analyse(family, fam, args.out, args.tables or args.out / "tables")
     print_cost(args.out)
