@@ -16,7 +16,10 @@ The Watcher is created at ``on_train_begin`` with the Trainer's model and planne
 
 Under ``torch.distributed`` every rank runs the callback: rank 0 writes the run and the
 others follow (:mod:`phasewatch.watch.ranks`); the Trainer's logs are already means over
-the ranks, so they are handed over as they are.
+the ranks, so they are handed over as they are. Under FSDP give ``replica=`` (a model of
+the same architecture without FSDP, or a function building one): rank 0 measures the
+gathered weights in it (:mod:`phasewatch.watch.sharded`). Tested under ``torchrun
+--nproc_per_node 2`` (gloo, CPU; DDP) in tests/unit/test_watch_distributed.py.
 
 Raises:
     MissingDependency: on import, if ``transformers`` is not installed.
@@ -36,7 +39,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "phasewatch.watch.hf needs transformers: pip install 'phasewatch[hf]'"
     ) from e
 
-from phasewatch.watch.probe import hf_loss
+from phasewatch.watch.probe import LossFn, hf_loss
 from phasewatch.watch.watcher import Watcher
 
 _SKIP = {"epoch", "total_flos", "step"}
@@ -68,7 +71,14 @@ class WatcherCallback(TrainerCallback):
             ``target``, ...).
     """
 
-    def __init__(self, out: str | Path, *, probe_batch: Any = None, loss_fn=hf_loss, **kwargs):
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        probe_batch: Any = None,
+        loss_fn: LossFn = hf_loss,
+        **kwargs: Any,
+    ) -> None:
         self.out, self.probe_batch, self.loss_fn, self.kwargs = out, probe_batch, loss_fn, kwargs
         self.watch: Watcher | None = None
 

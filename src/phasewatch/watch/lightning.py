@@ -20,6 +20,8 @@ Under a distributed strategy (DDP) every rank runs the callback: rank 0 writes t
 the others follow (:mod:`phasewatch.watch.ranks`); the ``callback_metrics`` handed over
 are averaged over the ranks (:func:`~phasewatch.watch.ranks.mean_across_ranks`), so
 values logged without ``sync_dist=True`` (each rank's own loss) are the ranks' mean.
+Under FSDP give ``replica=`` (:mod:`phasewatch.watch.sharded`). Tested under ``torchrun
+--nproc_per_node 2`` (gloo, CPU; ``strategy="ddp"``) in tests/unit/test_watch_distributed.py.
 
 Raises:
     MissingDependency: on import, if ``lightning`` is not installed.
@@ -39,6 +41,7 @@ except ImportError as e:  # pragma: no cover - exercised only without the extra
         "phasewatch.watch.lightning needs lightning: pip install 'phasewatch[lightning]'"
     ) from e
 
+from phasewatch.watch.probe import LossFn
 from phasewatch.watch.ranks import mean_across_ranks
 from phasewatch.watch.watcher import Watcher
 
@@ -62,7 +65,14 @@ class WatcherCallback(Callback):
             ``config=WatchConfig(...)`` or WatchConfig fields (``signals``, ``every``, ...).
     """
 
-    def __init__(self, out: str | Path, *, probe_batch: Any = None, loss_fn=None, **kwargs):
+    def __init__(
+        self,
+        out: str | Path,
+        *,
+        probe_batch: Any = None,
+        loss_fn: LossFn | None = None,
+        **kwargs: Any,
+    ) -> None:
         self.out, self.probe_batch, self.loss_fn, self.kwargs = out, probe_batch, loss_fn, kwargs
         self.watch: Watcher | None = None
 

@@ -8,7 +8,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-LOOP = ("signals", "detect", "io", "other")  # kinds of time inside step()
+LOOP = ("signals", "detect", "io", "gather", "other")  # kinds of time inside step()
 ONCE = ("setup", "close", "background", "background_cpu")
 
 
@@ -66,7 +66,8 @@ class Overhead:
         """Seconds the Watcher took, and as % of the training loop's own time.
 
         Returns:
-            ``<kind>_seconds`` inside ``step()`` (signals, detect, io, other),
+            ``<kind>_seconds`` inside ``step()`` (signals, detect, io, gather: FSDP's weights
+            gathered for rank 0's replica, other),
             ``loop_seconds`` (their sum), ``setup_seconds`` and ``close_seconds`` (once),
             ``background_seconds``/``background_cpu_seconds`` (the background thread's
             wall and CPU time, beside training), ``user_seconds`` (time between ``step()``

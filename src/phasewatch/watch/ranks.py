@@ -16,8 +16,9 @@ Every rank runs the same training loop, so every rank makes a Watcher and calls 
   weights, so rank 0's are the model's. A ``DistributedDataParallel`` wrapper is unwrapped
   (:func:`unwrap`): signals run on ``.module`` so that their backward passes never enter
   DDP's gradient all-reduce, which the other ranks would wait for. FSDP shards the
-  weights, so no rank holds them whole: an FSDP model is refused unless ``signals=()``
-  (metrics and warnings only).
+  weights, so no rank holds them whole: at the steps that read them every rank gathers
+  the full weights and rank 0 loads them into a ``replica`` the user provides, which it
+  measures (:mod:`phasewatch.watch.sharded`).
 - **Warnings are broadcast**: at each step that is a multiple of ``every`` and at
   ``close()``, rank 0 broadcasts the early warnings raised since the last broadcast and
   every other rank hands them to its own ``on_warning`` (default there: nothing; rank 0
@@ -42,8 +43,6 @@ from typing import Any
 import torch
 import torch.distributed as dist
 from torch import nn
-
-from phasewatch.config import require
 
 
 def _initialised() -> bool:
@@ -116,21 +115,6 @@ def is_sharded(model: nn.Module) -> bool:
     return bool(kinds) and any(isinstance(m, kinds) for m in model.modules())
 
 
-def check_sharded(model: nn.Module, signals: Mapping[str, Any]) -> None:
-    """Refuse an FSDP-sharded ``model`` with signals to measure (they need whole weights).
-
-    Raises:
-        ConfigError: naming ``signals`` and what is allowed (``signals=()``).
-    """
-    ok = not signals or not is_sharded(model)
-    require(
-        ok,
-        "signals",
-        "() for an FSDP-sharded model (no rank holds its whole weights)",
-        list(signals),
-    )
-
-
 def mean_across_ranks(metrics: Mapping[str, Any]) -> dict[str, float]:
     """Each metric averaged over the ranks that logged it (every rank must call this, at the
     same points of the loop); unchanged without a process group of several ranks.
@@ -184,7 +168,6 @@ class Sync:
 __all__ = [
     "Ranks",
     "Sync",
-    "check_sharded",
     "is_sharded",
     "mean_across_ranks",
     "ranks",

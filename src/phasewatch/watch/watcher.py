@@ -25,7 +25,8 @@ Signals come from the registry (:mod:`phasewatch.signals`), measured by the runn
 ``every`` steps; ``llc`` and ``hessian`` every ``expensive_every`` steps, inline or (with
 ``background=True``) in a thread on a copy of the weights (:mod:`phasewatch.watch.worker`).
 Measuring never changes training (:mod:`phasewatch.watch.inline`). Under
-``torch.distributed`` rank 0 writes and the others follow (:mod:`phasewatch.watch.ranks`).
+``torch.distributed`` rank 0 writes and the others follow (:mod:`phasewatch.watch.ranks`);
+an FSDP model's weights are gathered into a ``replica`` on rank 0 (:mod:`.sharded`).
 
 Early warnings are :mod:`phasewatch.detect.online`: the code path of ``phasewatch detect``
 fed point by point (thresholds from AR(1) surrogates of each series' burn-in), equal to the
@@ -70,12 +71,13 @@ from phasewatch.watch.loggers import WARNINGS, watcher_loggers
 from phasewatch.watch.metrics import MetricLog, Problems
 from phasewatch.watch.overhead import Overhead
 from phasewatch.watch.probe import LossFn, WatchedTask, save_probe
-from phasewatch.watch.ranks import Sync, check_sharded, ranks, unwrap
+from phasewatch.watch.ranks import Sync, is_sharded, ranks, unwrap
+from phasewatch.watch.sharded import Replica, gather_for
 from phasewatch.watch.worker import Background, state_dict
 
 log = logging.getLogger("phasewatch.watch")
 
-_ARGUMENTS = ("model", "config", "probe_batch", "loss_fn", "on_warning", "loggers")  # objects
+_ARGUMENTS = ("model", "config", "probe_batch", "loss_fn", "on_warning", "loggers", "replica")
 
 
 class Watcher:
@@ -95,6 +97,10 @@ class Watcher:
         on_warning: called with each :class:`~phasewatch.detect.online.EarlyWarning`
             (e.g. ``print``); default: log it. Exceptions it raises are logged.
         loggers: your SummaryWriter, wandb/mlflow runs or Loggers, fed like ``log_to``'s.
+        replica: for an FSDP-sharded model only: a model of the same architecture without
+            FSDP, or a function building one (called on rank 0 only); rank 0 loads the
+            gathered full weights into it and measures it (:mod:`phasewatch.watch.sharded`).
+            Needed when signals or checkpoints read the weights; ignored otherwise.
         **kwargs: any :class:`~phasewatch.watch.config.WatchConfig` field (``out``,
             ``steps``, ``every``, ``signals``, ``log_to``, ...); they override ``config``'s.
 
@@ -111,13 +117,19 @@ class Watcher:
         metrics: the metrics kept so far (:class:`~phasewatch.watch.metrics.MetricLog`).
         last_step: the last training step seen (None before the first).
         background: whether the expensive signals run in the background thread.
+        sharded: whether the model is FSDP-sharded.
+        gather: the FSDP weights' gathering into rank 0's replica
+            (:class:`~phasewatch.watch.sharded.Gather`); None for an unsharded model or
+            when nothing reads the weights (no signals, no checkpoints).
 
     Raises:
         ConfigError: (a ``ValueError``) on an invalid argument, naming it and what is
             allowed: an unknown keyword (the message lists the allowed ones), an invalid
             WatchConfig field, no trainable parameters, a non-empty ``out``, a missing or
             failing ``probe_batch``/``loss_fn`` (:func:`~.config.choose_signals`), an object
-            in ``loggers`` that is not one, an FSDP-sharded model with signals.
+            in ``loggers`` that is not one, an FSDP-sharded model with signals or
+            checkpoints and no ``replica`` or one that does not take its weights (under
+            FSDP, rank 0's ``replica`` and ``loss_fn`` errors are raised on every rank).
         MissingDependency: if a ``log_to`` tracker's package is not installed.
     """
 
@@ -130,6 +142,7 @@ class Watcher:
         loss_fn: LossFn | None = None,
         on_warning: Callable[[EarlyWarning], Any] | None = None,
         loggers: Sequence[Any] = (),
+        replica: Replica | None = None,
         **kwargs: Any,
     ) -> None:
         t0 = time.perf_counter()
@@ -137,23 +150,37 @@ class Watcher:
         check_model(model)
         require(on_warning is None or callable(on_warning), "on_warning", "a callable", on_warning)
         self.resolved, left_out = choose_signals(cfg, probe_batch, loss_fn)
-        self.model = model = unwrap(model)  # DDP: measure the module (ranks.py)
-        check_sharded(model, self.resolved)
-        self.task = WatchedTask(model, probe_batch, loss_fn) if loss_fn is not None else None
-        self._user_warn = on_warning
         self._init_state()
+        model = unwrap(model)  # DDP: measure the module (ranks.py)
+        self.sharded = is_sharded(model)
+        self.gather = gather_for(model, replica, self.ranks, cfg, list(self.resolved))
+        if self.gather is not None and self.gather.replica is not None:  # FSDP, rank 0
+            model = self.gather.replica
+        self.model = model
+        self.task = None
+        if loss_fn is not None and self.gather is None:
+            self.task = WatchedTask(model, probe_batch, loss_fn)
+        elif loss_fn is not None:  # rank 0 checks on its replica; every rank raises alike
+            self.gather.agree(self._replica_task, probe_batch, loss_fn)
+        self._user_warn = on_warning
         self.rd = self.detector = self.worker = self.forecast = None
         self.background = False
         if self.ranks.writer:  # other ranks only follow rank 0 (ranks.py)
             self._open(probe_batch, loss_fn, loggers, left_out)
         self.clock.once["setup"] = time.perf_counter() - t0
 
+    def _replica_task(self, probe_batch: Any, loss_fn: LossFn) -> None:
+        """Rank 0 under FSDP: the probe task on the replica."""
+        self.task = WatchedTask(self.model, probe_batch, loss_fn)
+
     def _open(self, probe_batch: Any, loss_fn: LossFn | None, loggers: Any, left_out: list) -> None:
         """Rank 0's set-up: trackers, detector, the run directory and its probe batch."""
         cfg, model = self.config, self.model
         check_out(cfg.out)
         self.inline = Inline(model, self.task, logs=lambda: (self.metrics.rows, self.rd))
-        self.updates = ModelUpdates(model, cfg.every)  # updates/gram_* (Xu 2026)
+        self.updates = None if self.sharded else ModelUpdates(model, cfg.every)
+        if self.updates is None:  # sharded.py: W + 1 gathers per `every` steps
+            self._problem("updates", "updates/gram_* not computed under FSDP")
         self.detector = (
             OnlineDetector(cfg.steps, cfg.detect, on_warning=self._warned) if cfg.steps else None
         )
@@ -222,6 +249,8 @@ class Watcher:
         t0 = self.clock.enter()
         due = not self.closed and self.sync.due(step)  # the same on every rank
         try:
+            if self.gather is not None and not self.closed and self.gather.due(step):
+                self.clock.timing("gather", self.gather.refresh)  # every rank: a collective
             if not self.closed and self.ranks.writer:
                 self._step(step, metrics or {})
         except Exception as e:  # never crash the user's training
@@ -250,7 +279,8 @@ class Watcher:
         if kept is None:
             return
         values, new = kept
-        if new and (gram := self.updates.step(step)):  # between calls, at measured steps
+        gram = self.updates.step(step) if new and self.updates is not None else {}
+        if gram:  # between calls, at measured steps
             values = values | self.metrics.add(step, gram)[0]
         for a in self.online:
             a.add(step, values)
