@@ -8,7 +8,8 @@ signals run at one step of a history of ``--history`` checkpoints (every 100 ste
 per-sample loss table of the ``samples`` signal measured at slightly perturbed copies of
 the weights, a training-loss curve of 256 points (every 10 steps) and the perturbed
 checkpoints themselves. A signal that costs more than 20 training steps per point is
-flagged (``> 20``), as the README's cost table says.
+flagged (``> 20``), as the cost table on the speed page says (docs/results/speed.md,
+"Signals").
 
 ``--compare K`` prints instead, per model, ``llc`` and ``hessian`` measured on K checkpoints
 (perturbed copies of the initial weights) one at a time (today's loop) and all at once

@@ -164,7 +164,8 @@ class TrainConfig:
     @property
     def num_threads(self) -> int:
         """Torch threads to train with: ``threads``, or if 0 the cores this process may
-        run on (:func:`available_cores`; measured choice: README, ``bench/threads.py``)."""
+        run on (:func:`available_cores`; measured choice: docs/results/speed.md, "Threads on
+        shared cores", ``bench/threads.py``)."""
         return self.threads or available_cores()
 
 

@@ -21,8 +21,8 @@ Two checks: with the same Gaussian noise (devinterp seeds the global torch gener
 ``init_seed + chain`` and draws in parameter order; phasewatch draws from its generator in
 the same order) one chain is the same chain, to float32 rounding; with independent noise,
 the two estimates agree within 3 combined standard errors (chain-to-chain, ddof = 1).
-Measured (devinterp 2.0.1, torch 2.13.0, 6 chains × 150 draws): see the README
-("Developmental signals").
+Measured (devinterp 2.0.1, torch 2.13.0, 6 chains × 150 draws): see docs/signals.md
+("Cross-check against devinterp").
 """
 
 from __future__ import annotations

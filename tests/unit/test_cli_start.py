@@ -1,6 +1,7 @@
 """The CLI starts without its heavy dependencies: ``phasewatch --help`` and ``runs ls``
 import no torch, plotly, inspect_ai, ray or transformers (they load in the commands that
-need them), and the lazily imported commands are listed with their own help line."""
+need them), ``runs ls`` of real runs (with ``--where``) no pandas or pyarrow either, and the
+lazily imported commands are listed with their own help line."""
 
 from __future__ import annotations
 
@@ -23,11 +24,11 @@ print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)))
 """
 
 
-def loaded_after(*commands: list[str]) -> list[str]:
-    """The heavy modules in ``sys.modules`` after the CLI ran ``commands`` in one fresh
-    process."""
+def loaded_after(*commands: list[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
+    """The modules of ``heavy`` in ``sys.modules`` after the CLI ran ``commands`` in one
+    fresh process."""
     r = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=HEAVY), json.dumps(commands)],
+        [sys.executable, "-c", PROBE.format(heavy=heavy), json.dumps(commands)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -39,6 +40,24 @@ def loaded_after(*commands: list[str]) -> list[str]:
 def test_help_and_runs_ls_import_nothing_heavy(tmp_path):
     commands = [["--help"], ["runs", "--help"], ["sweep", "--help"], ["runs", "ls", str(tmp_path)]]
     assert loaded_after(*commands) == []
+
+
+def test_runs_ls_of_runs_imports_no_pandas(tmp_path):
+    from phasewatch.store.run import create_run_at, tidy
+
+    for seed in range(2):
+        task = {"p": 17, "weight_decay": 0.5 + seed}
+        cfg = {"phenomenon": "grokking", "preset": "quick", "task": task, "train": {"seed": seed}}
+        rd = create_run_at(tmp_path / f"s{seed}", cfg, {"python": "3"})
+        rd.write_metrics(tidy([(0, "test/acc", 0.1), (10, "test/acc", 0.9)]))
+        rd.write_events({"onsets": {"generalisation": {"step": 5}}})
+        rd.set_status("done", 10)
+    query = ["--where", "final/test/acc > 0.5 and weight_decay > 1", "--sort", "-seed"]
+    commands = [
+        ["runs", "ls", str(tmp_path)],
+        ["runs", "ls", str(tmp_path), *query, "--columns", "all"],
+    ]
+    assert loaded_after(*commands, heavy=(*HEAVY, "pandas", "pyarrow")) == []
 
 
 def test_top_level_help_lists_every_command_without_loading_lazy_ones():

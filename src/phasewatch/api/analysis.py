@@ -13,6 +13,8 @@ from phasewatch.store import open_run
 if TYPE_CHECKING:
     from phasewatch.detect.run import DetectConfig
     from phasewatch.detect.transitions import Target
+    from phasewatch.evals.compliance import ComplianceResult
+    from phasewatch.evals.runner import EvalResult
 
 
 def leadtime(
@@ -54,7 +56,7 @@ def leadtime(
     return write_outputs(dest, res.tables, res.runs, res.views, res.meta)
 
 
-def eval_base64bench(model: Any, **kwargs: Any):
+def eval_base64bench(model: Any, **kwargs: Any) -> EvalResult:
     """Run Base64Bench on ``model`` (:func:`phasewatch.evals.runner.run_base64bench`, same
     arguments) and add its figures, ``summary.md`` and ``report.html``
     (:func:`phasewatch.report.evals.write_eval_report`).
@@ -75,7 +77,7 @@ def eval_base64bench(model: Any, **kwargs: Any):
     return result
 
 
-def eval_alignment_faking(model: Any, **kwargs: Any):
+def eval_alignment_faking(model: Any, **kwargs: Any) -> ComplianceResult:
     """Run the alignment-faking compliance gap on ``model``
     (:func:`phasewatch.evals.compliance.run_alignment_faking`, same arguments) and add its
     figure, ``summary.md`` and ``report.html``

@@ -5,13 +5,17 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 
 from phasewatch.errors import ConfigError, StoreError
 from phasewatch.store import RunDir
 from phasewatch.store.atomic import write_json, write_parquet, write_text
+
+if TYPE_CHECKING:
+    from phasewatch.detect.forecast.model import Forecaster
+    from phasewatch.detect.forecast.table import ForecastTable
 
 
 def _forecast_runs(paths: Sequence[str | Path]) -> list[RunDir]:
@@ -57,7 +61,7 @@ def forecast_fit(
     alpha: float = 0.05,
     c: float = 0.1,
     **table_kw: Any,
-):
+) -> tuple[Forecaster, ForecastTable]:
     """Fit the combined forecaster on the runs under ``paths`` and save it to ``out``
     (``forecaster.json``, plus ``table.parquet`` of the training runs).
 

@@ -225,8 +225,8 @@ def runs_ls(
             width = max([len(r[j]) for r in cells] + [3]) if c == "run" else None
             head = Text(c.replace("onset/", "onset: "), no_wrap=True, overflow="ellipsis")
             table.add_column(head, overflow="fold", no_wrap=c == "run", min_width=width)
-        for c in cells:
-            table.add_row(*c)
+        for c in cells:  # Text, not str: a value is never read as rich markup or emoji
+            table.add_row(*(Text(v) for v in c))
         console.print(table)
 
 

@@ -29,6 +29,7 @@ run's checkpoint and writes ``tables/llc_calibration.parquet``,
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -154,7 +155,11 @@ def recommend(summary: pd.DataFrame, n: int) -> pd.Series | None:
 
 
 def calibrate_llc(
-    probe: Probe, grid: LLCCalibration, *, generator: torch.Generator, progress=None
+    probe: Probe,
+    grid: LLCCalibration,
+    *,
+    generator: torch.Generator,
+    progress: Callable[[], None] | None = None,
 ) -> tuple[pd.DataFrame, pd.DataFrame, dict | None]:
     """Run the grid on one checkpoint.
 

@@ -15,9 +15,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-if TYPE_CHECKING:  # torch loads on the first checkpoint write
+if TYPE_CHECKING:  # torch loads on the first checkpoint write; pandas comes with its frame
+    import pandas as pd
     import torch
 
 

@@ -32,7 +32,6 @@ from pathlib import Path
 from typing import Any
 
 import duckdb
-import pandas as pd
 
 from phasewatch.config import require
 from phasewatch.errors import ConfigError, StoreError
@@ -143,31 +142,35 @@ def list_runs(root: str | Path = "runs", *, warn: Warn | None = None) -> list[di
     return [row for row, _ in _scan(root, warn)]
 
 
-def _config_rows(found: list[tuple[dict[str, Any], dict]]) -> pd.DataFrame:
+def _config_rows(found: list[tuple[dict[str, Any], dict]]) -> list[dict[str, Any]]:
     """The base rows plus every config field (task and train) by name."""
     out = []
     for r, cfg in found:
         fields = {**cfg["task"], **cfg["train"]}
         out.append({**r, **{k: v for k, v in fields.items() if k not in r}})
-    columns = list(dict.fromkeys(k for r in out for k in r))
-    return pd.DataFrame({c: _typed([r.get(c) for r in out]) for c in columns})
+    return out
 
 
-def _typed(values: list[Any]) -> pd.Series:
-    """A nullable column typed from its JSON values: integers stay integers (Int64),
-    numbers are Float64, booleans boolean, anything mixed with text is text; a column
-    with no value at all (an onset no run reached) is Float64, so that ``onset/x < 3000``
-    compares; numbers too large for 64 bits are text."""
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _typed(values: list[Any]) -> tuple[str, list[Any]]:
+    """A nullable column typed from its JSON values, as (duckdb type, values): integers
+    stay integers (BIGINT), numbers are DOUBLE (NaN is NULL), booleans BOOLEAN, anything
+    mixed with text is text (VARCHAR, ``str`` of each value); a column with no value at
+    all (an onset no run reached) is DOUBLE, so that ``onset/x < 3000`` compares; numbers
+    too large for 64 bits are text."""
     kinds = {type(v) for v in values if v is not None}
-    dtype = {"Float64": not kinds, "Int64": kinds == {int}, "boolean": kinds == {bool}}
-    dtype["Float64"] |= bool(kinds) and kinds <= {int, float} and kinds != {int}
-    for name, fits in dtype.items():
-        if fits:
-            try:
-                return pd.Series(values, dtype=name)
-            except (OverflowError, TypeError, ValueError):
-                break
-    return pd.Series([None if v is None else str(v) for v in values], dtype="string")
+    if kinds == {bool}:
+        return "BOOLEAN", values
+    if kinds == {int} and all(v is None or _INT64[0] <= v <= _INT64[1] for v in values):
+        return "BIGINT", values
+    if kinds <= {int, float} and kinds != {int}:
+        try:
+            return "DOUBLE", [None if v is None or v != v else float(v) for v in values]
+        except OverflowError:
+            pass
+    return "VARCHAR", [None if v is None else str(v) for v in values]
 
 
 _FINAL_SQL = f"""select parse_dirpath(filename) as run, 'final/' || key as key,
@@ -179,14 +182,14 @@ _FINAL_SQL = f"""select parse_dirpath(filename) as run, 'final/' || key as key,
 
 def _final_metrics(
     con: duckdb.DuckDBPyConnection, runs: list[str], warn: Warn
-) -> tuple[pd.DataFrame, set[str]]:
-    """The ``final/<key>`` columns (one row per run) and the runs whose metrics.parquet
-    duckdb cannot read (each reported to ``warn``)."""
+) -> tuple[dict[str, dict[str, float | None]], set[str]]:
+    """The ``final/<key>`` values (run -> key -> value; NaN is None) and the runs whose
+    metrics.parquet duckdb cannot read (each reported to ``warn``)."""
     files = [str(Path(r) / "metrics.parquet") for r in runs]
     files = [f for f in files if Path(f).exists()]
     bad: set[str] = set()
     try:
-        long = con.execute(_FINAL_SQL, {"files": files}).df() if files else None
+        long = con.execute(_FINAL_SQL, {"files": files}).fetchall() if files else []
     except duckdb.Error:  # one damaged file fails the whole read: find it, read the rest
         good = []
         for f in files:
@@ -200,12 +203,24 @@ def _final_metrics(
                     f"warning: skipped damaged run {Path(f).parent}: unreadable "
                     f"metrics.parquet ({type(e).__name__})"
                 )
-        long = con.execute(_FINAL_SQL, {"files": good}).df() if good else None
-    if long is None or long.empty:
-        return pd.DataFrame({"run": pd.Series(dtype="string")}), bad
-    wide = long.pivot(index="run", columns="key", values="value").reset_index()
-    wide.columns.name = None
-    return wide, bad
+        long = con.execute(_FINAL_SQL, {"files": good}).fetchall() if good else []
+    final: dict[str, dict[str, float | None]] = {}
+    for run, key, value in long:
+        final.setdefault(run, {})[key] = None if value is None or value != value else value
+    return final, bad
+
+
+def _create_table(con: duckdb.DuckDBPyConnection, rows: list[dict[str, Any]]) -> None:
+    """The table ``runs`` of ``rows`` (one dict per run; a key missing from a row is NULL),
+    columns in first-seen order, each typed by :func:`_typed`; one statement that unnests
+    one list parameter per column (no pandas or pyarrow)."""
+    columns = list(dict.fromkeys(k for r in rows for k in r))
+    typed = [_typed([r.get(c) for r in rows]) for c in columns]
+    select = ", ".join(
+        f"unnest(${i}::{kind}[]) as {_ident(c)}"
+        for i, (c, (kind, _)) in enumerate(zip(columns, typed), start=1)
+    )
+    con.execute(f"create table runs as select {select}", [values for _, values in typed])
 
 
 def index(
@@ -231,10 +246,12 @@ def index(
         )
         default = list(BASE)
     else:
-        frame = _config_rows(found).merge(final, on="run", how="left")
-        con.register("runs_frame", frame)
-        con.execute("create table runs as select * from runs_frame")
-        con.unregister("runs_frame")
+        keys = sorted({k for values in final.values() for k in values})
+        rows = []
+        for r in _config_rows(found):  # runs without metrics get NULL final/ columns
+            got = final.get(r["run"], {})
+            rows.append(r | {k: got.get(k) for k in keys if k not in r})
+        _create_table(con, rows)
         default = list(dict.fromkeys(k for r, _ in found for k in r))
     con.execute("set enable_external_access = false")
     con.execute("set lock_configuration = true")

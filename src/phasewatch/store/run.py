@@ -27,13 +27,13 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import pandas as pd
 from safetensors import SafetensorError, safe_open
 
 from phasewatch.errors import StoreError
 from phasewatch.store import atomic
 
-if TYPE_CHECKING:  # torch loads on first checkpoint access (`phasewatch runs ls` needs none)
+if TYPE_CHECKING:  # torch and pandas load on first use (`phasewatch runs ls` needs neither)
+    import pandas as pd
     import torch
 
 METRIC_COLUMNS = ["step", "key", "value"]
@@ -54,6 +54,8 @@ _TRAINED = (
 def empty_metrics() -> pd.DataFrame:
     """A metrics table with no rows and the typed columns step (int64), key (str), value
     (float64)."""
+    import pandas as pd
+
     return pd.DataFrame(
         {
             "step": pd.Series(dtype="int64"),
@@ -65,6 +67,8 @@ def empty_metrics() -> pd.DataFrame:
 
 def tidy(rows: list[tuple[int, str, float]]) -> pd.DataFrame:
     """Rows ``(step, key, value)`` as a typed tidy DataFrame."""
+    import pandas as pd
+
     if not rows:
         return empty_metrics()
     df = pd.DataFrame(rows, columns=METRIC_COLUMNS)
@@ -186,6 +190,8 @@ class RunDir:
         Raises:
             StoreError: if the file exists but cannot be read.
         """
+        import pandas as pd
+
         f = self.path / "metrics.parquet"
         if not f.exists():
             return empty_metrics()
@@ -208,6 +214,8 @@ class RunDir:
 
     def table(self, name: str) -> pd.DataFrame | None:
         """``tables/<name>.parquet``, or None if the run has no such table."""
+        import pandas as pd
+
         f = self.path / "tables" / f"{name}.parquet"
         return pd.read_parquet(f) if f.exists() else None
 
