@@ -1,6 +1,9 @@
 """The language-model evaluations on a real instruct model offline: SmolLM2-135M-Instruct
 (the ``smollm2`` extra's GGUF, converted once to the phasewatch cache).
 
+- Base64Bench through inspect's ``hf/local`` (4 short samples, greedy): every sample is
+  scored, each similarity is the scorer's on the recorded answer, and the sweep is the
+  pass rule applied to those samples (non-increasing in the threshold);
 - alignment faking (rule-based judge, a handful of cases, greedy decoding): every reply
   is judged, the tables are consistent and the gap's interval contains the gap;
 - introspection sweeps: a layer sweep, and a scale sweep in which a vanishing injection
@@ -30,9 +33,12 @@ if catalog.smollm2_gguf() is None:
 
 from phasewatch.api.analysis import (  # noqa: E402
     eval_alignment_faking,
+    eval_base64bench,
     eval_introspection_patching,
     eval_introspection_sweep,
 )
+from phasewatch.evals.base64spec import STATUSES, score_answer  # noqa: E402
+from phasewatch.evals.dataset import read_jsonl  # noqa: E402
 from phasewatch.evals.introspection import IntrospectionConfig  # noqa: E402
 from phasewatch.evals.judge import LABELS  # noqa: E402
 
@@ -40,6 +46,25 @@ from phasewatch.evals.judge import LABELS  # noqa: E402
 @pytest.fixture(scope="module")
 def folder():
     return catalog.resolve("smollm2")  # converts once (minutes), then loads in seconds
+
+
+def test_base64bench(folder, tmp_path):
+    args = {"model_path": str(folder), "device": "cpu", "do_sample": False}
+    r = eval_base64bench("hf/local", model_args=args, types="single_char,common_word",
+                         limit=4, max_tokens=32, max_connections=4, out=tmp_path)  # fmt: skip
+    s = r.samples.set_index("id")
+    assert len(s) == 4 and set(s["status"]) <= set(STATUSES)
+    assert r.info["max_connections"] == 4 and r.info["max_tokens"] == 32
+    for rec in read_jsonl(r.path / "dataset.jsonl", "both"):
+        row = s.loc[rec["id"]]
+        got = score_answer(row["answer"], rec["text"], rec["direction"])
+        assert got.status == row["status"] and got.similarity == pytest.approx(row["similarity"])
+    sweep = r.sweep[r.sweep["direction"] == "all"].sort_values("threshold")
+    ok = s["status"] == "ok"
+    for t, acc in zip(sweep["threshold"], sweep["accuracy"], strict=True):
+        assert acc == pytest.approx((ok & (s["similarity"] >= t)).mean())
+    assert sweep["accuracy"].is_monotonic_decreasing
+    assert (r.path / "figures" / "sweep.png").exists()
 
 
 def test_alignment_faking_rule_judge(folder, tmp_path):

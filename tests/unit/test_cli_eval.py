@@ -26,6 +26,7 @@ pytest.importorskip("inspect_ai")
         (["--types", "uuid,nope"], "types='uuid,nope' is invalid"),
         (["--model", "nope/x"], "model='nope/x' is invalid: Model API nope of model 'nope/x'"),
         (["--model", "hf/local"], "model=hf/local needs -M model_path="),
+        (["--max-connections", "0"], "max_connections=0 is invalid; allowed: an integer >= 1"),
     ],
 )
 def test_bad_eval_input_exits_2_with_one_line(tmp_path, monkeypatch, args, needle):
@@ -72,3 +73,24 @@ def test_mockllm_smoke_test_needs_no_network(tmp_path, monkeypatch):
     assert r.exit_code == 0, r.output
     assert "mockllm/model: 4 samples" in r.output
     assert not (tmp_path / "tiktoken").exists()
+
+
+def test_max_connections_reaches_inspect_and_is_recorded(tmp_path, monkeypatch):
+    """``--max-connections`` (the batch size of hf/local) is passed to inspect's eval: its
+    log's config holds it, and eval.json records it with ``--max-tokens``."""
+    import json
+
+    from inspect_ai.log import read_eval_log
+
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    out = tmp_path / "runs"
+    args = ["eval", "base64bench", "--model", "mockllm/model", "--limit", "3",
+            "--max-connections", "2", "--max-tokens", "7", "--out", str(out),
+            "--no-progress"]  # fmt: skip
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    (folder,) = out.iterdir()
+    info = json.loads((folder / "eval.json").read_text())
+    assert info["max_connections"] == 2 and info["max_tokens"] == 7
+    log = read_eval_log(info["log"])
+    assert log.plan.config.max_connections == 2 and log.plan.config.max_tokens == 7

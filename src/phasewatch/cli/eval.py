@@ -83,6 +83,9 @@ def base64bench_command(
     dataset: Path | None = typer.Option(None, help="A JSONL file of texts to use instead."),
     threshold: float = typer.Option(0.95, help="Similarity at which a sample passes (task)."),
     max_tokens: int | None = typer.Option(None, help="Generation limit per answer (tokens)."),
+    max_connections: int | None = typer.Option(
+        None, help="Concurrent requests (inspect's); for hf/local the batch size (default 32)."
+    ),
     threads: int = typer.Option(0, help="CPU threads for torch (local models; 0 = all cores)."),
     out: str = typer.Option("runs", help="Directory for the evaluation folder."),
     progress: bool = typer.Option(True, help="Show inspect's progress."),
@@ -95,6 +98,10 @@ def base64bench_command(
 
     require(limit is None or limit >= 1, "limit", "an integer >= 1 (or no --limit)", limit)
     require(max_tokens is None or max_tokens >= 1, "max_tokens", "an integer >= 1", max_tokens)
+    require(
+        max_connections is None or max_connections >= 1,
+        "max_connections", "an integer >= 1", max_connections,
+    )  # fmt: skip
     require(bool(out.strip()), "--out", "a directory path (not empty)", out)
     sweep = parse_thresholds(thresholds)
     require(threads >= 0, "threads", "an integer >= 0 (0 = all cores)", threads)
@@ -109,7 +116,8 @@ def base64bench_command(
     result = api.eval_base64bench(
         model, model_args=args, limit=limit, direction=direction, n_per_type=n_per_type,
         seed=seed, types=types, dataset=dataset, threshold=threshold, thresholds=sweep,
-        max_tokens=max_tokens, out=Path(out), display="plain" if progress else "none",
+        max_tokens=max_tokens, max_connections=max_connections, out=Path(out),
+        display="plain" if progress else "none",
     )  # fmt: skip
     acc = result.info["accuracy"]
     typer.echo(

@@ -145,6 +145,7 @@ def run_base64bench(
     threshold: float = 0.95,
     thresholds: list[float] | None = None,
     max_tokens: int | None = None,
+    max_connections: int | None = None,
     out: str | Path = "runs",
     display: str = "none",
 ) -> EvalResult:
@@ -162,6 +163,10 @@ def run_base64bench(
             (:func:`phasewatch.evals.base64bench.base64bench`).
         thresholds: thresholds of the sweep (default :func:`~.results.default_thresholds`).
         max_tokens: the generation limit passed to inspect (None: the provider's default).
+        max_connections: inspect's concurrent requests to the model (None: the provider's
+            default); for ``hf/local`` it is the generation batch size (default 32), and
+            since a batch is padded to its longest prompt, a smaller value is cheaper on CPU
+            when prompt lengths differ (Base64Bench's run from 1 to ~3,700 tokens).
         out: directory in which the evaluation folder is created.
         display: inspect's display (``none``, ``plain``, ``rich``, ...).
 
@@ -175,6 +180,10 @@ def run_base64bench(
     """
     thresholds = sorted(set(thresholds)) if thresholds is not None else R.default_thresholds()
     _validate(limit, threshold, thresholds)
+    require(
+        max_connections is None or max_connections >= 1,
+        "max_connections", "an integer >= 1", max_connections,
+    )  # fmt: skip
     if dataset is not None:
         recs = read_jsonl(dataset, direction)
     else:
@@ -183,7 +192,10 @@ def run_base64bench(
     task = _task(direction, n_per_type, seed, types, threshold, dataset)
     path = make_dir(out, str(m))
     write_jsonl(path / "dataset.jsonl", recs[:limit] if limit else recs)
-    log = run_inspect(task, m, path / "logs", limit=limit, display=display, max_tokens=max_tokens)
+    kwargs = {"max_connections": max_connections} if max_connections else {}
+    log = run_inspect(
+        task, m, path / "logs", limit=limit, display=display, max_tokens=max_tokens, **kwargs
+    )
     return _write_outputs(path, log, m, threshold, thresholds, limit)
 
 
@@ -230,6 +242,8 @@ def _write_outputs(
         "task": log.eval.task,
         "task_args": dict(log.eval.task_args or {}),
         "limit": limit,
+        "max_tokens": log.plan.config.max_tokens,
+        "max_connections": log.plan.config.max_connections,
         "samples": len(samples),
         "threshold": threshold,
         "accuracy": {f"{t:g}": R.accuracy(samples, t) for t in (1.0, 0.95, 0.9, threshold)},
