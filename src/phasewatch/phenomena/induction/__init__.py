@@ -98,6 +98,15 @@ _FORECAST_TRAIN = dataclasses.replace(
 )
 
 
+# phasewatch calibrate --step 1000 --epsilons 3e-4,1e-3 --gammas 10,100 on a run of
+# olsson-2layer (seed 0, 2026-12-04; a reduced grid: the machine was saturated and the
+# default 15 points cost ~5 CPU-min a step here): the rule recommends ε 1e-3, γ 100
+# (λ̂ 6.8 ± 0.4, drift 0.04; 3e-4/100 also passes; both γ 10 points not stationary). One
+# pre-jump checkpoint only: a post-jump one (steps > 3,000) is not checked yet.
+# olsson-2layer-norepeat shares the model and optimiser and takes the same setting.
+_OLSSON_LLC = {"llc": {"epsilon": 1e-3, "gamma": 100.0}}
+
+
 class Induction:
     """The induction-heads phenomenon (registered as ``induction``)."""
 
@@ -126,6 +135,7 @@ class Induction:
             train=_OLSSON_TRAIN,
             description="2-layer attention-only, d_model 48, 4x12 heads, vocab 128, ctx 85, "
             "16-token span x2, batch 128, AdamW lr 1e-3, 4.5k steps",
+            signals=_OLSSON_LLC,
         ),
         "olsson-1layer": Preset(
             task=InductionConfig(n_layers=1),
@@ -137,6 +147,7 @@ class Induction:
             train=_OLSSON_TRAIN,
             description="olsson-2layer on sequences whose span is written once: nothing to "
             "copy (null run)",
+            signals=_OLSSON_LLC,
         ),
         "forecast": Preset(
             task=_FORECAST_TASK,

@@ -88,6 +88,10 @@ class Superposition:
             ),
             description="Elhage et al. 2022 intro: n=5, m=2, I=0.9^i, 10 densities 1..1/20, "
             "10k steps (~1 min)",
+            # phasewatch calibrate on a run of this preset (seed 0, 10k steps), default grid,
+            # at steps 1,000, 5,000 and 10,000 (2026-12-04): the rule recommends ε 1e-3,
+            # γ 10 at all three (the grid's largest ε and smallest γ; λ̂ 32-39)
+            signals={"llc": {"epsilon": 1e-3, "gamma": 10.0}},
         ),
         "geometry": Preset(
             task=SuperpositionConfig(n=200, m=20, n_densities=20, importance_decay=1.0),
