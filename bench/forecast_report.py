@@ -104,12 +104,13 @@ def hypotheses(res: dict[str, dict]) -> list[str]:
         leads = {f: r["all"]["forecaster_cv"].get("lead_frac") for f, r in
                  (("grokking", g), ("induction", ind)) if r}  # fmt: skip
         lead_ok = len(leads) == 2 and all(v is not None and v >= 0.3 for v in leads.values())
+        verdict = "reached" if lead_ok else "not reached" if len(leads) == 2 else "pending"
         out.append(f"- Moonshot: all-feature AUROC on grokking {a:.2f} (target 0.95: "
                    f"{'reached' if a >= 0.95 else 'not reached'}); forecaster alarm's median "
                    f"lead as a fraction of the delay: "
                    + ", ".join(f"{f} {v:.2f}" if v is not None else f"{f} —"
                                for f, v in leads.items())
-                   + f" (target ≥ 0.30 on both: {'' if lead_ok else 'not '}reached).")  # fmt: skip
+                   + f" (target ≥ 0.30 on grokking and induction: {verdict}).")  # fmt: skip
     return out
 
 

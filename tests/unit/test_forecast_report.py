@@ -62,11 +62,11 @@ def test_hypotheses_follow_the_rules(report):
     assert "**H2** (CSD warns on the deep-linear control): supported" in text
     assert "**H3**" in text and "not supported" in lines[2]
     assert "forecast-x2xy 0.70" in lines[2]
-    assert "target 0.95: reached" in lines[3] and "on both: reached" in lines[3]
+    assert "target 0.95: reached" in lines[3] and "induction: reached" in lines[3]
 
     g_ok = family(0.91, {"forecast-wd0": 0.85, "forecast-x2xy": 0.8}, leadtime([]), lead=0.2)
     lines = report.hypotheses({"grokking": g_ok})
     assert lines[0].startswith("- **H1** (CSD fails on grokking): supported")
     assert lines[1] == "- **H2**: not yet run."
     assert ": supported;" in lines[2]
-    assert "on both: not reached" in lines[3]  # induction missing, and lead 0.2 < 0.3
+    assert "induction: pending" in lines[3]  # induction not run yet
