@@ -41,6 +41,7 @@ from torch import nn
 from phasewatch.config import require
 from phasewatch.errors import ConfigError
 from phasewatch.watch.config import EXPENSIVE, WatchConfig
+from phasewatch.watch.probe import LossFn, WatchedTask
 from phasewatch.watch.ranks import Ranks, is_sharded, unwrap
 
 Replica = nn.Module | Callable[[], nn.Module]
@@ -168,4 +169,27 @@ def gather_for(
     return Gather(model, replica, ranks, config, signals)
 
 
-__all__ = ["Gather", "full_state_dict", "gather_for"]
+def measured(
+    model: nn.Module, replica: Replica | None, ranks: Ranks, config: WatchConfig,
+    signals: list[str], probe_batch: Any, loss_fn: LossFn | None,
+) -> tuple[nn.Module, WatchedTask | None, Gather | None]:  # fmt: skip
+    """What a Watcher measures: the model (rank 0's replica under FSDP), its probe task
+    (None without ``loss_fn``, and on the ranks other than 0 under FSDP) and the
+    :class:`Gather` (None for an unsharded model or when nothing reads the weights).
+
+    Raises:
+        ConfigError: as :class:`Gather` and :class:`~phasewatch.watch.probe.WatchedTask`;
+            under FSDP rank 0's error is raised on every rank.
+    """
+    gather = gather_for(model, replica, ranks, config, signals)
+    if gather is None:
+        task = WatchedTask(model, probe_batch, loss_fn) if loss_fn is not None else None
+        return model, task, None
+    model = gather.replica if gather.replica is not None else model
+    tasks: list[WatchedTask] = []
+    if loss_fn is not None:  # rank 0 checks on its replica; every rank raises alike
+        gather.agree(lambda: tasks.append(WatchedTask(model, probe_batch, loss_fn)))
+    return model, (tasks[0] if tasks else None), gather
+
+
+__all__ = ["Gather", "full_state_dict", "gather_for", "measured"]

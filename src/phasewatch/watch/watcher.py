@@ -70,9 +70,9 @@ from phasewatch.watch.inline import Inline
 from phasewatch.watch.loggers import WARNINGS, watcher_loggers
 from phasewatch.watch.metrics import MetricLog, Problems
 from phasewatch.watch.overhead import Overhead
-from phasewatch.watch.probe import LossFn, WatchedTask, save_probe
+from phasewatch.watch.probe import LossFn, save_probe
 from phasewatch.watch.ranks import Sync, is_sharded, ranks, unwrap
-from phasewatch.watch.sharded import Replica, gather_for
+from phasewatch.watch.sharded import Replica, measured
 from phasewatch.watch.worker import Background, state_dict
 
 log = logging.getLogger("phasewatch.watch")
@@ -153,25 +153,15 @@ class Watcher:
         self._init_state()
         model = unwrap(model)  # DDP: measure the module (ranks.py)
         self.sharded = is_sharded(model)
-        self.gather = gather_for(model, replica, self.ranks, cfg, list(self.resolved))
-        if self.gather is not None and self.gather.replica is not None:  # FSDP, rank 0
-            model = self.gather.replica
-        self.model = model
-        self.task = None
-        if loss_fn is not None and self.gather is None:
-            self.task = WatchedTask(model, probe_batch, loss_fn)
-        elif loss_fn is not None:  # rank 0 checks on its replica; every rank raises alike
-            self.gather.agree(self._replica_task, probe_batch, loss_fn)
+        self.model, self.task, self.gather = measured(
+            model, replica, self.ranks, cfg, list(self.resolved), probe_batch, loss_fn
+        )
         self._user_warn = on_warning
         self.rd = self.detector = self.worker = self.forecast = None
         self.background = False
         if self.ranks.writer:  # other ranks only follow rank 0 (ranks.py)
             self._open(probe_batch, loss_fn, loggers, left_out)
         self.clock.once["setup"] = time.perf_counter() - t0
-
-    def _replica_task(self, probe_batch: Any, loss_fn: LossFn) -> None:
-        """Rank 0 under FSDP: the probe task on the replica."""
-        self.task = WatchedTask(self.model, probe_batch, loss_fn)
 
     def _open(self, probe_batch: Any, loss_fn: LossFn | None, loggers: Any, left_out: list) -> None:
         """Rank 0's set-up: trackers, detector, the run directory and its probe batch."""
