@@ -11,6 +11,12 @@ added to ``<out>/cost.json`` across interruptions, and the cost table is printed
     python bench/forecast.py --set confirmatory --out runs/forecast/confirmatory \\
         --tables docs/forecast/confirmatory            # seeds from the specs
     python bench/forecast.py ... --families grokking,deep-linear --stages train,measure
+    python bench/forecast.py ... --executor ray [--address HOST:PORT]   # same runs, on Ray
+
+With ``--executor ray`` the sweeps train on Ray (``phasewatch sweep --executor ray``) and
+each run is measured in a Ray task (one CPU); results and resumption are the same. The
+training CPU of Ray's workers is not in ``cost.json`` (they are not this process's
+children); measuring's is (each task reports its own).
 """
 
 from __future__ import annotations
@@ -102,14 +108,19 @@ def add_cost(out: Path, family: str, stage: str, cpu: float, wall: float) -> Non
     write_json(path, cost)
 
 
-def train(family: str, fam: Family, out: Path, seeds: str | None, workers: int) -> None:
-    """Run (or resume) every kind's sweep of ``family``."""
+def train(
+    family: str, fam: Family, out: Path, seeds: str | None, workers: int, ray: str | None
+) -> None:
+    """Run (or resume) every kind's sweep of ``family`` (on the Ray at address ``ray`` when
+    it is not None)."""
     for kind in fam.kinds:
         spec = SPECS / f"{family}-{kind}.yaml"
         cmd = [sys.executable, "-m", "phasewatch", "sweep", "--spec", str(spec), "--out",
                str(out / family / kind), "--workers", str(workers), "--no-progress"]  # fmt: skip
         if seeds:
             cmd += ["--seeds", seeds]
+        if ray is not None:
+            cmd += ["--executor", "ray", "--address", ray]
         c0, w0 = child_cpu(), time.perf_counter()
         subprocess.run(cmd, check=True)
         add_cost(out, family, "train", child_cpu() - c0, time.perf_counter() - w0)
@@ -135,18 +146,43 @@ def measure_one(run: Path, until: int, settings: dict) -> tuple[Path, float, flo
     return run, time.process_time() - c0, time.perf_counter() - w0
 
 
-def measure(family: str, fam: Family, out: Path, workers: int) -> None:
+def measure(family: str, fam: Family, out: Path, workers: int, ray: str | None) -> None:
     """Every registered signal on every run of ``family`` up to ``fam.until``, ``workers``
-    runs at a time (one thread each; checkpoints already measured are skipped)."""
+    runs at a time (one thread each; checkpoints already measured are skipped); on the Ray
+    at address ``ray``, one task (one CPU) per run, when it is not None."""
     from concurrent.futures import ProcessPoolExecutor, as_completed
 
     runs = runs_of(out / family)
+    if ray is not None:
+        measure_on_ray(family, fam, out, runs, ray)
+        return
     with ProcessPoolExecutor(max_workers=workers) as pool:
         futures = [pool.submit(measure_one, run, fam.until, fam.settings) for run in runs]
         for done in as_completed(futures):
             run, cpu, wall = done.result()
             add_cost(out, family, "measure", cpu, wall)
             print(f"measured {run}", flush=True)
+
+
+def measure_on_ray(family: str, fam: Family, out: Path, runs: list[Path], address: str) -> None:
+    """:func:`measure` with one Ray task per run (the runs' folders must be on a file
+    system the Ray workers share, as for ``phasewatch sweep --executor ray``)."""
+    import ray
+
+    owned = not ray.is_initialized()
+    if owned:
+        ray.init(address=address, logging_level="ERROR", log_to_driver=False)
+    task = ray.remote(num_cpus=1)(measure_one)
+    try:
+        pending = [task.remote(run, fam.until, fam.settings) for run in runs]
+        while pending:
+            ready, pending = ray.wait(pending, num_returns=1)
+            run, cpu, wall = ray.get(ready[0])
+            add_cost(out, family, "measure", cpu, wall)
+            print(f"measured {run}", flush=True)
+    finally:
+        if owned:
+            ray.shutdown()
 
 
 def analyse(family: str, fam: Family, out: Path, tables: Path) -> None:
@@ -197,6 +233,8 @@ def main() -> None:
     ap.add_argument("--stages", default=",".join(STAGES))
     ap.add_argument("--workers", type=int, default=2)
     ap.add_argument("--tables", type=Path, default=None, help="default OUT/tables")
+    ap.add_argument("--executor", choices=("local", "ray"), default="local")
+    ap.add_argument("--address", default="", help="Ray address (default: a local Ray)")
     args = ap.parse_args()
     if args.set == "exploratory" and (not args.seeds or int(args.seeds.split(":")[0]) < 1000):
         ap.error("the exploratory set uses seeds >= 1000 (--seeds 1000:1004)")
@@ -208,13 +246,21 @@ def main() -> None:
         if name not in FAMILIES and name not in STAGES:
             ap.error(f"unknown family or stage {name!r}; allowed: {', '.join(FAMILIES)}; "
                      f"{', '.join(STAGES)}")  # fmt: skip
+    if args.address and args.executor != "ray":
+        ap.error("--address needs --executor ray")
+    ray = args.address if args.executor == "ray" else None
+    if ray == "":  # one local Ray for every stage (each sweep would otherwise start its own)
+        import ray as ray_
+
+        ray_.init(logging_level="ERROR", log_to_driver=False)
+        ray = ray_.get_runtime_context().gcs_address
     args.out.mkdir(parents=True, exist_ok=True)
     for family in families:
         fam = FAMILIES[family]
         if "train" in stages:
-            train(family, fam, args.out, args.seeds, args.workers)
+            train(family, fam, args.out, args.seeds, args.workers, ray)
         if "measure" in stages:
-            measure(family, fam, args.out, args.workers)
+            measure(family, fam, args.out, args.workers, ray)
         if "analyse" in stages:
             analyse(family, fam, args.out, args.tables or args.out / "tables")
     print_cost(args.out)
