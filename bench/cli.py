@@ -5,13 +5,18 @@ of ``--repeats``. CPU is the child's user + system time (``getrusage``), which a
 machine inflates far less than wall time. The target (issue 18) is ≤ 0.5 CPU s for
 ``--help`` and ``runs ls``.
 
+``--baseline SRC`` measures another source tree side by side (e.g. the previous commit:
+``git archive HEAD~1 src | tar -x -C /tmp/before`` and ``--baseline /tmp/before/src``): its
+``phasewatch`` package comes first on ``PYTHONPATH``, each repeat times the baseline and
+then this tree, and the table adds the baseline's CPU s and the ratio baseline / now.
+
 A synthetic run is a finished grokking-like run folder written through the store
 (config.json, env.json, status.json, events.json with one onset, metrics.parquet with
 two headline keys and one numbered family at 11 steps): what ``runs ls`` reads, no
 training and no checkpoints.
 
     python bench/cli.py [--repeats 5] [--synthetic 200] [--runs DIR]
-                        [--commands help,ls,ls-query,run-help]
+                        [--commands help,ls,ls-query,run-help] [--baseline SRC]
 """
 
 from __future__ import annotations
@@ -38,8 +43,9 @@ COMMANDS = {
 }
 
 
-def timed(args: list[str]) -> tuple[float, float]:
-    """(CPU s, wall s) of ``python -m phasewatch *args`` (output discarded).
+def timed(args: list[str], src: str | None = None) -> tuple[float, float]:
+    """(CPU s, wall s) of ``python -m phasewatch *args`` (output discarded), with the
+    package from source tree ``src`` if given (else the installed one).
 
     Raises:
         RuntimeError: if the command exits non-zero.
@@ -47,7 +53,11 @@ def timed(args: list[str]) -> tuple[float, float]:
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     r = subprocess.run(
-        [sys.executable, "-m", "phasewatch", *args], capture_output=True, text=True, check=False
+        [sys.executable, "-m", "phasewatch", *args],
+        capture_output=True,
+        text=True,
+        check=False,
+        env=environment(src),
     )
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
@@ -55,6 +65,23 @@ def timed(args: list[str]) -> tuple[float, float]:
         raise RuntimeError(f"phasewatch {' '.join(args)}: exit {r.returncode}: {r.stderr[-300:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return cpu, wall
+
+
+def environment(src: str | None) -> dict[str, str] | None:
+    """The child's environment: ours, with ``src`` first on ``PYTHONPATH`` if given."""
+    if src is None:
+        return None
+    path = [src, *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {**os.environ, "PYTHONPATH": os.pathsep.join(path)}
+
+
+def package_dir(src: str | None) -> Path:
+    """The ``phasewatch`` package directory a child process imports."""
+    code = "import phasewatch, pathlib; print(pathlib.Path(phasewatch.__file__).parent)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=environment(src)
+    )
+    return Path(out.stdout.strip()).resolve()
 
 
 def synthetic_runs(root: Path, n: int) -> None:
@@ -84,11 +111,17 @@ def main() -> None:
     ap.add_argument("--synthetic", type=int, default=200, help="synthetic runs for runs ls")
     ap.add_argument("--runs", default=None, help="list this directory instead of synthetic runs")
     ap.add_argument("--commands", default=",".join(COMMANDS), help=", ".join(COMMANDS))
+    ap.add_argument("--baseline", default=None, help="a source tree (its src/) to compare")
     args = ap.parse_args()
     names = [c.strip() for c in args.commands.split(",") if c.strip()]
     bad = [c for c in names if c not in COMMANDS]
     if bad or args.repeats < 1 or args.synthetic < 0:
         ap.error(f"--commands {bad} / --repeats / --synthetic; allowed: {', '.join(COMMANDS)}")
+    base = args.baseline
+    if base is not None:
+        base = str(Path(base).resolve())
+        if package_dir(base) != Path(base, "phasewatch") or package_dir(None) == package_dir(base):
+            ap.error(f"--baseline {base}: no phasewatch package there; allowed: a src/ directory")
     with tempfile.TemporaryDirectory() as tmp:
         if args.runs is None:
             synthetic_runs(Path(tmp), args.synthetic)
@@ -99,12 +132,28 @@ def main() -> None:
             f"{os.cpu_count()} CPUs | load average {os.getloadavg()[0]:.1f} | "
             f"median of {args.repeats} fresh processes | {what}"
         )
-        print(f"{'command':<46} {'CPU s':>7} {'wall s':>7}")
+        if base is not None:
+            print(f"baseline: {base} | now: {package_dir(None).parent}")
+            print(f"{'command':<48} {'base CPU s':>10} {'CPU s':>7} {'ratio':>6} {'wall s':>7}")
+        else:
+            print(f"{'command':<48} {'CPU s':>7} {'wall s':>7}")
         for name in names:
             cmd = [folder if c == "DIR" else c for c in COMMANDS[name]]
-            cpu, wall = zip(*(timed(cmd) for _ in range(args.repeats)))
+            then, now = [], []
+            for _ in range(args.repeats):  # alternate, so that both see the same load
+                if base is not None:
+                    then.append(timed(cmd, base))
+                now.append(timed(cmd))
+            cpu, wall = (median(x) for x in zip(*now))
             shown = " ".join(COMMANDS[name]).replace(" ".join(QUERY), "--where/--sort/--columns")
-            print(f"{'phasewatch ' + shown:<46} {median(cpu):>7.2f} {median(wall):>7.2f}")
+            if base is not None:
+                was = median(tuple(c for c, _ in then))
+                print(
+                    f"{'phasewatch ' + shown:<48} {was:>10.2f} {cpu:>7.2f} {was / cpu:>5.2f}x"
+                    f" {wall:>7.2f}"
+                )
+            else:
+                print(f"{'phasewatch ' + shown:<48} {cpu:>7.2f} {wall:>7.2f}")
         print(f"load average after: {os.getloadavg()[0]:.1f}")
 
 

@@ -1,7 +1,8 @@
 """The CLI starts without its heavy dependencies: ``phasewatch --help`` and ``runs ls``
-import no torch, plotly, inspect_ai, ray or transformers (they load in the commands that
-need them), ``runs ls`` of real runs (with ``--where``) no pandas or pyarrow either, and the
-lazily imported commands are listed with their own help line."""
+(on an empty directory and on real runs, with ``--where``) import no torch, plotly,
+inspect_ai, ray, transformers, pandas or pyarrow, nor ``http.server`` (``view``'s handler)
+or the sweep runner (they load in the commands that need them), and the lazily imported
+commands are listed with their own help line."""
 
 from __future__ import annotations
 
@@ -13,22 +14,24 @@ import typer.main
 from typer.testing import CliRunner
 
 HEAVY = ("torch", "plotly", "inspect_ai", "ray", "transformers", "matplotlib")
+# loaded by some commands when they run, never by --help or runs ls
+LATER = (*HEAVY, "pandas", "pyarrow", "http.server", "phasewatch.sweep.runner")
 PROBE = """
 import json, sys
 from typer.testing import CliRunner
 from phasewatch.cli import app as cli_app
 for args in json.loads(sys.argv[1]):
     r = CliRunner().invoke(cli_app.app, args)
-    assert r.exit_code == 0, (args, r.output)
+    assert r.exit_code == {code}, (args, r.output)
 print(json.dumps(sorted(m for m in {heavy} if m in sys.modules)))
 """
 
 
-def loaded_after(*commands: list[str], heavy: tuple[str, ...] = HEAVY) -> list[str]:
+def loaded_after(*commands: list[str], heavy: tuple[str, ...] = HEAVY, code: int = 0) -> list[str]:
     """The modules of ``heavy`` in ``sys.modules`` after the CLI ran ``commands`` in one
-    fresh process."""
+    fresh process (each must exit with ``code``)."""
     r = subprocess.run(
-        [sys.executable, "-c", PROBE.format(heavy=heavy), json.dumps(commands)],
+        [sys.executable, "-c", PROBE.format(heavy=heavy, code=code), json.dumps(commands)],
         capture_output=True,
         text=True,
         timeout=300,
@@ -38,8 +41,18 @@ def loaded_after(*commands: list[str], heavy: tuple[str, ...] = HEAVY) -> list[s
 
 
 def test_help_and_runs_ls_import_nothing_heavy(tmp_path):
-    commands = [["--help"], ["runs", "--help"], ["sweep", "--help"], ["runs", "ls", str(tmp_path)]]
-    assert loaded_after(*commands) == []
+    commands = [["--help"], ["runs", "--help"], ["runs", "ls", "--help"], ["sweep", "--help"]]
+    commands += [["view", "--help"], ["runs", "ls", str(tmp_path)]]
+    assert loaded_after(*commands, heavy=LATER) == []
+
+
+def test_the_probe_sees_what_a_command_imports(tmp_path):
+    # the checks here can fail: view imports http.server before it reads ROOT, sweep its
+    # runner before it checks its arguments (both refused here: exit 2, nothing written)
+    commands = [["view", str(tmp_path / "nope")], ["sweep", "--out", str(tmp_path / "sw")]]
+    loaded = loaded_after(*commands, heavy=LATER, code=2)
+    assert {"http.server", "phasewatch.sweep.runner"} <= set(loaded)
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_runs_ls_of_runs_imports_no_pandas(tmp_path):
@@ -57,7 +70,7 @@ def test_runs_ls_of_runs_imports_no_pandas(tmp_path):
         ["runs", "ls", str(tmp_path)],
         ["runs", "ls", str(tmp_path), *query, "--columns", "all"],
     ]
-    assert loaded_after(*commands, heavy=(*HEAVY, "pandas", "pyarrow")) == []
+    assert loaded_after(*commands, heavy=LATER) == []
 
 
 def test_top_level_help_lists_every_command_without_loading_lazy_ones():

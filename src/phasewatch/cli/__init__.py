@@ -1,6 +1,8 @@
 """The ``phasewatch`` command line (typer): :mod:`.app` builds the app, one module per verb
-group (:mod:`.measure`, :mod:`.detect`, :mod:`.sweep`, :mod:`.forecast`, :mod:`.eval`,
-:mod:`.superposition`); :mod:`.flags` generates flags from config dataclasses.
+group (:mod:`.measure`, :mod:`.detect`, :mod:`.sweep`, :mod:`.runs`, :mod:`.view` with its
+HTTP handler in :mod:`.serve`, :mod:`.forecast`, :mod:`.eval`, :mod:`.superposition`), each
+imported when its command runs (:mod:`.lazy`); :mod:`.flags` generates flags from config
+dataclasses.
 
 Importing it imports :mod:`phasewatch`, which sets ``OMP_WAIT_POLICY=PASSIVE`` unless the
 environment already sets it, before any command imports torch (lazily); sweep workers and

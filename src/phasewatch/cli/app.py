@@ -9,7 +9,9 @@ line.
 
 from __future__ import annotations
 
+import importlib
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -28,8 +30,8 @@ from phasewatch.cli.lazy import Lazy, LazyGroup, command
 class OneLineErrors(LazyGroup):
     """The top-level command group: click's usage errors (bad type, unknown option, missing
     argument) become one ``error:`` line on stderr and exit code 2, like phasewatch's own
-    errors (:mod:`phasewatch.cli.errors`); help pages are shown as usual. ``run``,
-    ``measure`` and ``calibrate`` are imported on first use (:data:`LAZY`)."""
+    errors (:mod:`phasewatch.cli.errors`); help pages are shown as usual. Every command
+    is imported on first use (:attr:`lazy`), so a command loads only its own module."""
 
     def main(self, *args: Any, standalone_mode: bool = True, **kwargs: Any) -> Any:
         """:meth:`click.Group.main`, with usage errors printed on one line."""
@@ -58,8 +60,6 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     add_completion=False,
 )
-runs_app = typer.Typer(help="List and query run directories.", no_args_is_help=True)
-app.add_typer(runs_app, name="runs")
 console = Console()
 RUN_HELP = "Train a phenomenon (one subcommand per phenomenon)."
 
@@ -130,55 +130,27 @@ def _run_group() -> Any:
     return typer.main.get_group(run_app)
 
 
-def _measure_command(name: str) -> Any:
-    """``phasewatch measure`` or ``calibrate`` (their flags come from signals' configs)."""
-    from phasewatch.cli import measure
+def _command(module: str, name: str, *, errors: bool = True, context: str = "") -> Callable:
+    """A loader of command ``name``: the function ``name`` of ``phasewatch.cli.<module>``
+    (one-line errors by :func:`handle_errors` if ``errors``; the module's attribute
+    ``context`` as its ``context_settings`` if given)."""
 
-    return command(name, handle_errors(getattr(measure, name)))
+    def load() -> Any:
+        mod = importlib.import_module(f"phasewatch.cli.{module}")
+        fn = getattr(mod, name)
+        settings = {"context_settings": getattr(mod, context)} if context else {}
+        return command(name, handle_errors(fn) if errors else fn, **settings)
 
-
-OneLineErrors.lazy = {
-    "run": Lazy(_run_group, RUN_HELP),
-    "measure": Lazy(
-        lambda: _measure_command("measure"),
-        "Measure LLC, Hessian, gradient and geometry signals into the run's signals.parquet.",
-    ),
-    "calibrate": Lazy(
-        lambda: _measure_command("calibrate"),
-        "Sweep the LLC's SGLD step ε × localization γ on one checkpoint and recommend one.",
-    ),
-}
+    return load
 
 
-# Commands that live in their own modules (kept out of this file to keep it thin).
-from phasewatch.cli.detect import detect as _detect  # noqa: E402
-from phasewatch.cli.detect import leadtime as _leadtime  # noqa: E402
-from phasewatch.cli.eval import eval_app, mirage  # noqa: E402
-from phasewatch.cli.export import export as _export  # noqa: E402
-from phasewatch.cli.forecast import forecast_app  # noqa: E402
-from phasewatch.cli.imports import import_app  # noqa: E402
-from phasewatch.cli.models import models_app  # noqa: E402
-from phasewatch.cli.superposition import superposition_app  # noqa: E402
-from phasewatch.cli.sweep import CONTEXT as _SWEEP_CONTEXT  # noqa: E402
-from phasewatch.cli.sweep import runs_ls as _runs_ls  # noqa: E402
-from phasewatch.cli.sweep import sweep as _sweep  # noqa: E402
-from phasewatch.cli.view import view as _view  # noqa: E402
-
-app.command("detect")(handle_errors(_detect))
-app.command("leadtime")(handle_errors(_leadtime))
-app.command("sweep", context_settings=_SWEEP_CONTEXT)(_sweep)
-runs_app.command("ls")(handle_errors(_runs_ls))
-app.add_typer(superposition_app, name="superposition")
-app.add_typer(eval_app, name="eval")
-app.add_typer(models_app, name="models")
-app.add_typer(forecast_app, name="forecast")
-app.add_typer(import_app, name="import")
-app.command("mirage")(mirage)
-app.command("export")(handle_errors(_export))
-app.command("view")(handle_errors(_view))
+def _group(module: str, attr: str) -> Callable:
+    """A loader of the command group ``phasewatch.cli.<module>.<attr>`` (a Typer)."""
+    return lambda: typer.main.get_group(
+        getattr(importlib.import_module(f"phasewatch.cli.{module}"), attr)
+    )
 
 
-@app.command()
 @handle_errors
 def report(
     run: Path = typer.Argument(..., help="A run directory, or a directory of runs."),
@@ -197,6 +169,82 @@ def report(
     if not run.is_dir():
         raise StoreError(f"{run}: no such run directory")
     typer.echo(str(build_report(RunDir(run))))  # a damaged status/events: drawn as a box
+
+
+# Every command, in the order of the help page, with the first paragraph of its own help
+# (``test_cli_start`` checks that they agree); each is imported on first use.
+OneLineErrors.lazy = {
+    "run": Lazy(_run_group, RUN_HELP),
+    "measure": Lazy(
+        _command("measure", "measure"),
+        "Measure LLC, Hessian, gradient and geometry signals into the run's signals.parquet.",
+    ),
+    "calibrate": Lazy(
+        _command("measure", "calibrate"),
+        "Sweep the LLC's SGLD step ε × localization γ on one checkpoint and recommend one.",
+    ),
+    "detect": Lazy(
+        _command("detect", "detect"),
+        "Onsets, change points and causal early warnings of a run or a sweep.",
+    ),
+    "leadtime": Lazy(
+        _command("detect", "leadtime"),
+        "The lead-time benchmark of a sweep: which signals warn before the onset.",
+    ),
+    "sweep": Lazy(
+        _command("sweep", "sweep", errors=False, context="CONTEXT"),
+        "Train every grid point x seed of PHENOMENON as ordinary run directories.",
+    ),
+    "mirage": Lazy(
+        _command("eval", "mirage", errors=False),
+        "Emergence or mirage: exact match vs smooth metrics of a base64 ladder.",
+    ),
+    "export": Lazy(
+        _command("export", "export"),
+        "Write a checkpoint as a TransformerLens HookedTransformer config (config.json) and\n"
+        "state dict (model.safetensors); print each folder written.",
+    ),
+    "view": Lazy(
+        _command("view", "view"),
+        "Serve ROOT's runs page (index.html) on localhost and print its URL; the page redraws\n"
+        "as runs train (it polls runs.json, rebuilt from the store on each request). Ctrl-C\n"
+        "stops.",
+    ),
+    "report": Lazy(
+        lambda: command("report", report),
+        "Write (or refresh) the run's report.html and PNG figures; print the path. On a\n"
+        "directory of runs (no config.json): write its index.html (run table, curves).",
+    ),
+    "runs": Lazy(_group("runs", "runs_app"), "List and query run directories."),
+    "superposition": Lazy(
+        _group("superposition", "superposition_app"),
+        "Superposition tools: the capacity-vs-bounds table.",
+    ),
+    "eval": Lazy(
+        _group("eval", "eval_app"),
+        "Evaluate language models with inspect_ai tasks (needs the evals extra).",
+    ),
+    "models": Lazy(
+        _group("models", "models_app"),
+        "Language models that load offline (SmolLM2 GGUF, local folders, ladder exports).",
+    ),
+    "forecast": Lazy(
+        _group("forecast", "forecast_app"),
+        "Forecast transitions: fit a forecaster, apply it to new runs, evaluate signals.",
+    ),
+    "import": Lazy(
+        _group("imports", "import_app"),
+        "Import runs logged with other tools (TensorBoard, CSV exports of W&B or MLflow) as "
+        "run directories that detect, leadtime, forecast and report read.",
+    ),
+}
+
+
+@app.callback()
+def _root() -> None:
+    # typer needs a callback or a registered command to build a group (every command here
+    # is lazy); the app's help is its help= text above.
+    pass
 
 
 def main() -> None:

@@ -1,11 +1,13 @@
 """Commands imported on first use, so that ``phasewatch --help`` starts at once.
 
-A command whose flags come from a config dataclass that needs torch (``run <phenomenon>``:
-the phenomena; ``measure``/``calibrate``: :mod:`phasewatch.signals`) is registered here
-by a loader and its one-line help. The group's own help page lists it with that line and
-imports nothing; invoking it (or its ``--help``) calls the loader once. The rule for every
-module of ``phasewatch.cli``: no torch, plotly, pandas-heavy, inspect_ai, ray or
-transformers import at module level (``tests/unit/test_cli_start.py`` checks it).
+Every command of ``phasewatch`` is registered here by a loader and its one-line help (the
+first paragraph of its own help; ``tests/unit/test_cli_start.py`` checks that they agree).
+The group's own help page lists them with that line and imports nothing; invoking one (or
+its ``--help``) calls its loader once, which imports its module only (``run <phenomenon>``
+also imports the phenomena, ``measure``/``calibrate`` :mod:`phasewatch.signals`). The rule
+for every module of ``phasewatch.cli``: no torch, plotly, pandas, inspect_ai, ray,
+transformers or ``http.server`` import at module level (``tests/unit/test_cli_start.py``
+checks it).
 """
 
 from __future__ import annotations

@@ -1,47 +1,20 @@
-"""``phasewatch view DIR``: serve a directory of runs on localhost with its live runs page."""
+"""``phasewatch view DIR``: serve a directory of runs on localhost with its live runs page.
+
+The HTTP handler is in :mod:`phasewatch.cli.serve`, imported only when the command serves.
+"""
 
 from __future__ import annotations
 
 import functools
-from http import HTTPStatus
-from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from urllib.parse import urlsplit
+from typing import TYPE_CHECKING
 
 import typer
 
 from phasewatch.errors import StoreError
 
-
-class _Handler(SimpleHTTPRequestHandler):
-    """Files under the served directory, plus ``runs.json`` regenerated per request."""
-
-    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        """``/runs.json`` from the store now, no favicon (204), anything else a file."""
-        from phasewatch.report.runs_page import DATA, runs_json
-
-        path = urlsplit(self.path).path
-        if path == "/favicon.ico":
-            self.send_response(HTTPStatus.NO_CONTENT)
-            self.end_headers()
-            return None
-        if path != "/" + DATA:
-            return super().do_GET()
-        try:
-            body = runs_json(self.directory)
-        except StoreError:
-            self.send_error(HTTPStatus.SERVICE_UNAVAILABLE, "run directory unreadable")
-            return None
-        self.send_response(HTTPStatus.OK)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Cache-Control", "no-store")
-        self.end_headers()
-        self.wfile.write(body)
-        return None
-
-    def log_message(self, format: str, *args: object) -> None:
-        """Quiet: no line per request."""
+if TYPE_CHECKING:  # http.server loads when the command serves (phasewatch.cli.serve)
+    from http.server import ThreadingHTTPServer
 
 
 def make_server(root: str | Path, port: int = 0) -> ThreadingHTTPServer:
@@ -51,11 +24,14 @@ def make_server(root: str | Path, port: int = 0) -> ThreadingHTTPServer:
     Raises:
         StoreError: if ``root`` is not a directory or cannot be written.
     """
+    from http.server import ThreadingHTTPServer
+
+    from phasewatch.cli.serve import RunsHandler
     from phasewatch.report.runs_page import build_runs_page
 
     root = Path(root)
     build_runs_page(root)
-    handler = functools.partial(_Handler, directory=str(root))
+    handler = functools.partial(RunsHandler, directory=str(root))
     try:
         return ThreadingHTTPServer(("127.0.0.1", port), handler)
     except OSError as e:
