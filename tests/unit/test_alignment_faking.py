@@ -174,15 +174,24 @@ def test_inspect_finds_the_task_by_its_package_name(tmp_path):
 
 
 def test_cli_end_to_end(tmp_path):
+    """Two cases of both scenarios; ``--max-connections`` (hf/local's batch size) and
+    ``--max-tokens`` reach inspect's eval (its log's config) and eval.json."""
+    from inspect_ai.log import read_eval_log
+
     out = tmp_path / "runs"
     args = ["eval", "alignment-faking", "--model", "mockllm/model", "--cases", "2",
-            "--out", str(out), "--no-progress"]  # fmt: skip
+            "--max-connections", "3", "--max-tokens", "9", "--out", str(out),
+            "--no-progress"]  # fmt: skip
     r = CliRunner().invoke(app, args)
     assert r.exit_code == 0, r.output
     (folder,) = out.iterdir()
     resp = pd.read_parquet(folder / "responses.parquet")
     assert len(resp) == 8 and set(resp["label"]) == {"ambiguous"}  # mockllm's default text
     assert "hospital: compliance monitored 0.000" in r.output and str(folder) in r.output
+    info = json.loads((folder / "eval.json").read_text())
+    assert info["max_connections"] == 3 and info["max_tokens"] == 9
+    log = read_eval_log(info["log"])
+    assert log.plan.config.max_connections == 3 and log.plan.config.max_tokens == 9
 
 
 @pytest.mark.parametrize(
@@ -192,6 +201,7 @@ def test_cli_end_to_end(tmp_path):
         (["--scenario", "paid"], "scenario='paid' is invalid; allowed: hospital, tier"),
         (["--cases", "0"], "--cases=0 is invalid; allowed: an integer >= 1"),
         (["--bootstrap", "10"], "--bootstrap=10 is invalid; allowed: an integer >= 100"),
+        (["--max-connections", "0"], "--max-connections=0 is invalid; allowed: an integer >= 1"),
         (["--cases-file", "{tmp}/nope.json"], "--cases-file="),
         (["--model", "nope/x"], "model='nope/x' is invalid"),
         (["--grader", "nope/y"], "model='nope/y' is invalid"),

@@ -149,6 +149,9 @@ def alignment_faking_command(
     bootstrap: int = typer.Option(2000, help="Bootstrap resamples for the gap's 95% interval."),
     seed: int = typer.Option(0, help="Seed of the bootstrap."),
     max_tokens: int | None = typer.Option(None, help="Generation limit per reply (tokens)."),
+    max_connections: int | None = typer.Option(
+        None, help="Concurrent requests (inspect's); for hf/local the batch size (default 32)."
+    ),
     threads: int = typer.Option(0, help="CPU threads for torch (local models; 0 = all cores)."),
     out: str = typer.Option("runs", help="Directory for the evaluation folder."),
     progress: bool = typer.Option(True, help="Show inspect's progress."),
@@ -165,6 +168,10 @@ def alignment_faking_command(
     require(cases is None or cases >= 1, "--cases", "an integer >= 1 (or all)", cases)
     require(bootstrap >= 100, "--bootstrap", "an integer >= 100", bootstrap)
     require(max_tokens is None or max_tokens >= 1, "--max-tokens", "an integer >= 1", max_tokens)
+    require(
+        max_connections is None or max_connections >= 1,
+        "--max-connections", "an integer >= 1", max_connections,
+    )  # fmt: skip
     require(threads >= 0, "--threads", "an integer >= 0 (0 = all cores)", threads)
     require(bool(out.strip()), "--out", "a directory path (not empty)", out)
     args = parse_model_args(model_arg)
@@ -178,7 +185,7 @@ def alignment_faking_command(
     r = eval_alignment_faking(
         model, model_args=args, scenario=scenario, judge=judge, grader=grader, n_cases=cases,
         cases_file=cases_file, bootstrap=bootstrap, seed=seed, max_tokens=max_tokens,
-        out=Path(out), display="plain" if progress else "none",
+        max_connections=max_connections, out=Path(out), display="plain" if progress else "none",
     )  # fmt: skip
     for g in r.gap.itertuples():
         typer.echo(

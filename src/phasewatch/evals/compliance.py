@@ -158,6 +158,7 @@ def run_alignment_faking(
     bootstrap: int = 2000,
     seed: int = 0,
     max_tokens: int | None = None,
+    max_connections: int | None = None,
     out: str | Path = "runs",
     display: str = "none",
 ) -> ComplianceResult:
@@ -169,6 +170,9 @@ def run_alignment_faking(
             (:func:`phasewatch.evals.alignment_faking.alignment_faking`).
         bootstrap: resamples of the gap's bootstrap (>= 100); seed: its seed.
         max_tokens: generation limit per reply (None: the provider's default).
+        max_connections: inspect's concurrent requests to the model (None: the provider's
+            default); for ``hf/local`` the generation batch size (inspect's default 32), and
+            a batch's replies reach the log only when the whole batch ends.
         out: directory in which the evaluation folder is created.
         display: inspect's display (``none``, ``plain``, ...).
 
@@ -181,13 +185,18 @@ def run_alignment_faking(
     from phasewatch.evals.runner import make_dir, resolve_model, run_inspect
 
     require(bootstrap >= 100, "bootstrap", "an integer >= 100", bootstrap)
+    require(
+        max_connections is None or max_connections >= 1,
+        "max_connections", "an integer >= 1", max_connections,
+    )  # fmt: skip
     cf = None if cases_file is None else str(cases_file)
     task = alignment_faking(scenario, judge, grader, n_cases, cf)
     m = resolve_model(model, model_args)
     if grader is not None:
         resolve_model(grader)
     path = make_dir(out, str(m), kind="alignment-faking")
-    log = run_inspect(task, m, path / "logs", display=display, max_tokens=max_tokens)
+    kwargs = {"max_connections": max_connections} if max_connections else {}
+    log = run_inspect(task, m, path / "logs", display=display, max_tokens=max_tokens, **kwargs)
     responses, transcripts = responses_from_log(log)
     tables = {"responses": responses, "compliance": compliance_table(responses),
               "gap": gap_table(responses, n_boot=bootstrap, seed=seed)}  # fmt: skip
@@ -212,5 +221,6 @@ def _info(m, log, tables, judge, grader, bootstrap, seed) -> dict[str, Any]:
         "gap": {r.scenario: {"gap": r.gap, "ci95": [r.ci_low, r.ci_high]}
                 for r in tables["gap"].itertuples()},
         "judge_rule_agreement": None if judge == "rules" else float(agree),
-        "bootstrap": bootstrap, "seed": seed, "log": str(log.location),
+        "bootstrap": bootstrap, "seed": seed, "max_tokens": log.plan.config.max_tokens,
+        "max_connections": log.plan.config.max_connections, "log": str(log.location),
     }  # fmt: skip

@@ -46,7 +46,7 @@ def compliance_png(path: Path, compliance: pd.DataFrame, gap: pd.DataFrame) -> P
     ax.set_xticks(range(len(scenarios)), scenarios)
     ax.set(ylabel="compliance (followed cost instruction)", ylim=(0, 1.25))
     ax.set_title("Alignment faking: compliance monitored vs unmonitored")
-    ax.legend(loc="upper right", fontsize=8)
+    ax.legend(loc="center right", fontsize=8)  # clear of the gap labels above the bars
     return save_png(fig, path)
 
 
