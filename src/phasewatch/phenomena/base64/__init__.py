@@ -82,6 +82,11 @@ class Base64Ladder:
             ),
             description="5 members 1x16..2x128 (12k-466k params), texts <= 12 bytes, "
             "batch 128, AdamW lr 3e-3, 1.5k steps",
+            # phasewatch calibrate --epsilons 3e-4,1e-3,3e-3 --gammas 10,100 at step 500 of a
+            # run (seed 0, --steps 500) and step 1,500 of a full run of this preset (seed 0;
+            # 2026-12-04; ~8.5 CPU-min each): every point passes at both; the rule
+            # recommends ε 3e-3, γ 10 at both (the widened grid's corner; λ̂ 664 and 842)
+            signals={"llc": {"epsilon": 3e-3, "gamma": 10.0}},
         ),
     }
 

@@ -76,11 +76,19 @@ class DeepLinear:
             DeepLinearConfig(),
             _TRAIN,
             "d=10, depth 2, modes (4, 2, 1), init 0.01, SGD lr 0.01, 1k full-batch steps",
+            # phasewatch calibrate (default grid) on a run of this preset (seed 0) at steps
+            # 500 and 1,000 (2026-12-04): the rule recommends ε 1e-3, γ 10 at both (the
+            # grid's largest ε and smallest γ; λ̂ 32 and 30)
+            signals={"llc": {"epsilon": 1e-3, "gamma": 10.0}},
         ),
         "saxe-null": Preset(
             DeepLinearConfig(drop_last=True),
             _TRAIN,
             "the saxe preset on a target without its last mode (null run)",
+            # phasewatch calibrate (default grid) on a run of this preset (seed 0) at steps
+            # 500 and 1,000 (2026-12-04): the rule recommends ε 1e-3, γ 10 at both (the
+            # grid's largest ε and smallest γ; λ̂ 29 and 27)
+            signals={"llc": {"epsilon": 1e-3, "gamma": 10.0}},
         ),
     }
 

@@ -141,6 +141,10 @@ class Induction:
             task=InductionConfig(n_layers=1),
             train=_OLSSON_TRAIN,
             description="the 1-layer control of olsson-2layer: no induction heads, no ICL jump",
+            # phasewatch calibrate --epsilons 3e-4,1e-3 --gammas 10,100 at steps 1,000 and
+            # 2,000 of a run of this preset (seed 0, --steps 2000; 2026-12-04): the rule
+            # recommends ε 1e-3, γ 100 at both (λ̂ 5.9; γ 10 not stationary)
+            signals={"llc": {"epsilon": 1e-3, "gamma": 100.0}},
         ),
         "olsson-2layer-norepeat": Preset(
             task=InductionConfig(repeats=1),
@@ -170,6 +174,11 @@ class Induction:
             train=dataclasses.replace(_OLSSON_TRAIN, weight_decay=1.0),
             description="the public CPU-scale run: 16-token span repeated 3 times, no "
             "LayerNorm, AdamW wd 1, 4.5k steps",
+            # phasewatch calibrate --epsilons 3e-4,1e-3 --gammas 10,100 at steps 500 and
+            # 1,000 of a run of this preset (seed 0, --steps 1000, before any induction head;
+            # 2026-12-04): the rule recommends ε 1e-3, γ 100 at both (λ̂ 0.69 and 0.94, just
+            # above the rule's 0.5 floor; γ 10 not stationary). Post-jump not checked
+            signals={"llc": {"epsilon": 1e-3, "gamma": 100.0}},
         ),
     }
 

@@ -61,9 +61,19 @@ class Omnigrok:
             OmnigrokConfig(),
             _train(0.3),
             "200 digits, MLP 64-100-100-10, init x8, MSE, AdamW lr 1e-3 wd 0.3, 6k steps",
+            # phasewatch calibrate (default grid) on a run of this preset (seed 0) at steps
+            # 3,000 and 6,000 (2026-12-04): the rule recommends ε 1e-3, γ 100 at 6,000
+            # (λ̂ 30) and γ 10 at 3,000, where γ 100 also passes (γ 10 drifts at 6,000)
+            signals={"llc": {"epsilon": 1e-3, "gamma": 100.0}},
         ),
         "digits-null": Preset(
-            OmnigrokConfig(), _train(0.0), "the digits preset without weight decay (null run)"
+            OmnigrokConfig(),
+            _train(0.0),
+            "the digits preset without weight decay (null run)",
+            # phasewatch calibrate (default grid) on a run of this preset (seed 0) at steps
+            # 3,000 and 6,000 (2026-12-04): the rule recommends ε 3e-4, γ 10 at both
+            # (ε 1e-3 diverges; λ̂ 220 and 192, below ε 1e-4's ~500: near the edge)
+            signals={"llc": {"epsilon": 3e-4, "gamma": 10.0}},
         ),
     }
 

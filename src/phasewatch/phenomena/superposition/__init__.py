@@ -100,6 +100,11 @@ class Superposition:
             ),
             description="Elhage et al. 2022 geometry: n=200, m=20, I=1, 20 densities "
             "1..1/20, 10k steps (~15 min on 1 busy core)",
+            # phasewatch calibrate --epsilons 3e-5,1e-4 --gammas 10,100 at steps 500 and
+            # 1,000 of a run of this preset (seed 0, --steps 1000; 2026-12-04): the rule
+            # recommends ε 1e-4, γ 100 at 1,000 (γ 10 drifts there), which also passes at
+            # 500; ε 3e-4 diverges at step 500
+            signals={"llc": {"epsilon": 1e-4, "gamma": 100.0}},
         ),
         "phase-diagram": Preset(
             task=SuperpositionConfig(
@@ -117,6 +122,10 @@ class Superposition:
             description="Elhage et al. 2022 phase diagram: n=2, m=1, 12 relative "
             "importances 0.1..10 x 12 densities 1..0.01, best of 6 inits, 10k steps "
             "(~15 min on 1 busy core)",
+            # phasewatch calibrate (default grid) at step 1,000 of a run of this preset (seed
+            # 0, --steps 1000; 2026-12-04): the rule recommends ε 3e-4, γ 10 (λ̂ 292); at
+            # step 500 every chain fell below the initial loss
+            signals={"llc": {"epsilon": 3e-4, "gamma": 10.0}},
         ),
     }
 
