@@ -34,15 +34,18 @@ initialised; before that from the ``RANK``/``WORLD_SIZE`` variables ``torchrun``
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+
+_log = logging.getLogger("phasewatch.watch")
 
 
 def _initialised() -> bool:
@@ -165,8 +168,58 @@ class Sync:
         return self.ranks.shared and step % self.every == 0
 
 
+class Relay:
+    """Early warnings to the user on every rank (the module's "Warnings are broadcast").
+
+    Rank 0's detector calls :meth:`warned` with each new warning: it goes to the trackers
+    and ``on_warning`` and is queued; :meth:`exchange` broadcasts the queue (or, at close,
+    ``(queue, watch block)``) and the other ranks hand the warnings to their ``on_warning``.
+
+    Args:
+        ranks: this process's ranks.
+        on_warning: the user's callback (None: rank 0 logs each warning, others do nothing).
+        problem: ``problem(kind, message)`` reports a failure (a raising callback, a failed
+            broadcast); nothing here raises.
+    """
+
+    def __init__(
+        self, ranks: Ranks, on_warning: Callable[[Any], Any] | None, problem: Callable
+    ) -> None:
+        self.ranks, self.user, self.problem = ranks, on_warning, problem
+        self.pending: list[Any] = []  # raised since the last broadcast
+        self.text: Callable[[Any], Any] = lambda w: None  # rank 0: to the trackers
+
+    def warned(self, w: Any) -> None:
+        """A new warning on rank 0: to the trackers and ``on_warning``, queued to share."""
+        self.pending.append(w)
+        self.text(w)
+        self.hand(w)
+
+    def hand(self, w: Any) -> None:
+        """``on_warning(w)`` (default: log it on rank 0, nothing on the others)."""
+        try:
+            if self.user is not None or self.ranks.writer:
+                (self.user or (lambda w: _log.warning("phasewatch: %s", w)))(w)
+        except Exception as e:
+            self.problem("on_warning", f"on_warning raised {type(e).__name__}: {e}")
+
+    def exchange(self, payload: Any) -> Any:
+        """Broadcast rank 0's ``payload`` (its queued warnings, or ``(warnings, block)``);
+        other ranks hand the warnings on. Returns rank 0's payload."""
+        try:
+            got = self.ranks.share(payload)
+        except Exception as e:
+            self.problem("distributed", f"broadcast from rank 0 failed: {e!r}")
+            return payload
+        self.pending = []
+        for w in (got[0] if isinstance(got, tuple) else got) if not self.ranks.writer else []:
+            self.hand(w)
+        return got
+
+
 __all__ = [
     "Ranks",
+    "Relay",
     "Sync",
     "is_sharded",
     "mean_across_ranks",

@@ -71,7 +71,7 @@ from phasewatch.watch.loggers import WARNINGS, watcher_loggers
 from phasewatch.watch.metrics import MetricLog, Problems
 from phasewatch.watch.overhead import Overhead
 from phasewatch.watch.probe import LossFn, save_probe
-from phasewatch.watch.ranks import Sync, is_sharded, ranks, unwrap
+from phasewatch.watch.ranks import Relay, Sync, is_sharded, ranks, unwrap
 from phasewatch.watch.sharded import Replica, measured
 from phasewatch.watch.worker import Background, state_dict
 
@@ -151,12 +151,12 @@ class Watcher:
         require(on_warning is None or callable(on_warning), "on_warning", "a callable", on_warning)
         self.resolved, left_out = choose_signals(cfg, probe_batch, loss_fn)
         self._init_state()
+        self.relay = Relay(self.ranks, on_warning, self._problem)
         model = unwrap(model)  # DDP: measure the module (ranks.py)
         self.sharded = is_sharded(model)
         self.model, self.task, self.gather = measured(
             model, replica, self.ranks, cfg, list(self.resolved), probe_batch, loss_fn
         )
-        self._user_warn = on_warning
         self.rd = self.detector = self.worker = self.forecast = None
         self.background = False
         if self.ranks.writer:  # other ranks only follow rank 0 (ranks.py)
@@ -172,9 +172,12 @@ class Watcher:
         if self.updates is None:  # sharded.py: W + 1 gathers per `every` steps
             self._problem("updates", "updates/gram_* not computed under FSDP")
         self.detector = (
-            OnlineDetector(cfg.steps, cfg.detect, on_warning=self._warned) if cfg.steps else None
+            OnlineDetector(cfg.steps, cfg.detect, on_warning=self.relay.warned)
+            if cfg.steps
+            else None
         )
         self.out = watcher_loggers(cfg.log_to, loggers, cfg.out, self._problem)
+        self.relay.text = lambda w: self.out.log_text(w.step, WARNINGS, str(w))
         self.forecast = forecast_watch(cfg.forecaster, cfg.steps, self.out)
         self.online = [a for a in (self.detector, self.forecast) if a is not None]
         expensive = bool(set(self.resolved) & EXPENSIVE)
@@ -199,7 +202,6 @@ class Watcher:
         """The bookkeeping of a new Watcher: ranks, problems, metrics, timers."""
         self.ranks = ranks()
         self.sync = Sync(self.ranks, self.config.every)
-        self._to_share: list[EarlyWarning] = []  # raised since the last broadcast
         self._block: dict[str, Any] = {}  # what close() returned
         self.disabled: dict[str, str] = {}
         self.problems = Problems()
@@ -209,20 +211,6 @@ class Watcher:
         self.closed = False
         self._unstored: list[runner.StepResult] = []
         self.online: list[Any] = []  # the early-warning detector and the forecaster
-
-    def _warned(self, w: EarlyWarning) -> None:
-        """Hand a new warning to the trackers and ``on_warning``; never raises."""
-        self._to_share.append(w)
-        self.out.log_text(w.step, WARNINGS, str(w))
-        self._hand(w)
-
-    def _hand(self, w: EarlyWarning) -> None:
-        """``on_warning(w)`` (default: log it on rank 0, nothing on the others); never raises."""
-        try:
-            if self._user_warn is not None or self.ranks.writer:
-                (self._user_warn or (lambda w: log.warning("phasewatch: %s", w)))(w)
-        except Exception as e:
-            self._problem("on_warning", f"on_warning raised {type(e).__name__}: {e}")
 
     # ---- the loop ----------------------------------------------------------------------
     def step(self, step: int, metrics: dict[str, Any] | None = None) -> None:
@@ -247,21 +235,8 @@ class Watcher:
             self._problem("internal", f"step({step!r}) failed: {type(e).__name__}: {e}", repr(e))
         finally:
             if due:
-                self._exchange(self._to_share)
+                self.relay.exchange(self.relay.pending)
             self.clock.leave(t0)
-
-    def _exchange(self, payload: Any) -> Any:
-        """Broadcast rank 0's ``payload`` (its new warnings, or ``(warnings, watch block)``
-        at close); other ranks hand the warnings to their ``on_warning``. Never raises."""
-        try:
-            got = self.ranks.share(payload)
-        except Exception as e:
-            self._problem("distributed", f"broadcast from rank 0 failed: {e!r}")
-            return payload
-        self._to_share = []
-        for w in (got[0] if isinstance(got, tuple) else got) if not self.ranks.writer else []:
-            self._hand(w)
-        return got
 
     def _step(self, step: Any, metrics: dict[str, Any]) -> None:
         """Keep the metrics; on a new step, run what is due (:meth:`_on_cadence`)."""
@@ -385,7 +360,7 @@ class Watcher:
             with contextlib.suppress(Exception):
                 self.rd.set_status("failed", self.last_step or 0, f"{type(e).__name__}: {e}")
         if self.ranks.shared:
-            self._block = self._exchange((self._to_share, self._block))[1]
+            self._block = self.relay.exchange((self.relay.pending, self._block))[1]
         return self._block
 
     def _write_final(self, t0: float) -> dict[str, Any]:
